@@ -1,0 +1,1 @@
+"""Membership-inference attacks: population MIA (mia.py) and U-LiRA (ulira.py)."""

@@ -1,0 +1,33 @@
+"""Population membership-inference attack on per-sample losses (PAPER.md §4).
+
+Members = forget set, non-members = val or test. Both are shuffled and truncated to
+the smaller size; a logistic regression on the single loss feature is scored by
+accuracy over StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=123).
+0.5 means the two sets are indistinguishable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+
+MIA_SEED = 123
+
+
+def mia_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray, seed: int = MIA_SEED) -> float:
+    rng = np.random.default_rng(seed)
+    members = rng.permutation(np.asarray(member_losses, dtype=np.float64))
+    nonmembers = rng.permutation(np.asarray(nonmember_losses, dtype=np.float64))
+    n = min(len(members), len(nonmembers))
+    if n < 10:
+        raise ValueError(f"MIA needs at least 10 members and non-members, got {len(members)} and {len(nonmembers)}")
+    x = np.concatenate([members[:n], nonmembers[:n]])[:, None]
+    y = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
+    cv = StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=seed)
+    return float(cross_val_score(LogisticRegression(), x, y, cv=cv, scoring="accuracy").mean())
+
+
+def indiscernibility(mia: float) -> float:
+    """Indisc = 1 - |2 MIA - 1| (1 is best)."""
+    return 1.0 - abs(2.0 * mia - 1.0)

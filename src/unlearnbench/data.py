@@ -1,0 +1,205 @@
+"""Dataset registry, decoding to an in-memory uint8 pool, and the fixed splits.
+
+"Pool" = the official train set followed by the official test set (PAPER.md §1); every
+split index points into it. Each dataset is decoded once per job into a uint8 tensor
+of shape (N, 3, H, W); normalisation and augmentation happen batched (batches.py).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SPLIT_SEED = 123
+SPLIT_NAMES = ("retain", "forget", "val", "test")
+
+
+@dataclass(frozen=True)
+class Pool:
+    images: torch.Tensor  # uint8 (N, 3, H, W)
+    labels: torch.Tensor  # int64 (N,)
+    n_train: int  # the first n_train examples are the official train set
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    num_classes: int
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    augmentation: str  # "flip", "crop_flip" or "none"
+    load: Callable[[Path, bool], Pool]
+    source: str  # what the data directory must hold, for error messages
+
+
+class DatasetMissingError(FileNotFoundError):
+    pass
+
+
+def _missing(name: str, root: Path, what: str, err: Exception | None = None) -> DatasetMissingError:
+    return DatasetMissingError(
+        f"dataset '{name}' not found: expected {what} under {root}. Put the files there, "
+        f"or set `download: true` in the config to let torchvision download them"
+        + (f" ({err})" if err else "")
+    )
+
+
+def _grey_to_rgb32(images: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) uint8 grey -> (N, 3, 32, 32) uint8, bilinear resize like torchvision's Resize."""
+    x = images.unsqueeze(1).float()
+    if x.shape[-1] != 32:
+        x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
+    return x.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
+
+
+def load_digits(root: Path, download: bool) -> Pool:
+    """scikit-learn's bundled 8x8 digits: 0..16 grey levels, own 20 % test split."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    grey = torch.from_numpy(bunch.images * (255.0 / 16.0)).round().to(torch.uint8)
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    order = np.random.RandomState(SPLIT_SEED).permutation(len(labels))
+    n_test = int(0.2 * len(labels))
+    order = np.concatenate([order[n_test:], order[:n_test]])  # train first, then test
+    return Pool(_grey_to_rgb32(grey[order]), labels[order], n_train=len(labels) - n_test)
+
+
+def _torchvision_pool(cls, name: str, root: Path, download: bool, what: str) -> Pool:
+    parts = []
+    for train in (True, False):
+        try:
+            ds = cls(root=str(root), train=train, download=download)
+        except RuntimeError as err:
+            raise _missing(name, root, what, err) from err
+        parts.append(ds)
+    return parts
+
+
+def _mnist_like(cls, name: str) -> Callable[[Path, bool], Pool]:
+    def load(root: Path, download: bool) -> Pool:
+        train, test = _torchvision_pool(cls, name, root, download, f"{cls.__name__}/raw/*-ubyte")
+        images = torch.cat([train.data, test.data])
+        labels = torch.cat([train.targets, test.targets]).long()
+        return Pool(_grey_to_rgb32(images), labels, n_train=len(train.targets))
+
+    return load
+
+
+def _cifar(cls, name: str, folder: str) -> Callable[[Path, bool], Pool]:
+    def load(root: Path, download: bool) -> Pool:
+        train, test = _torchvision_pool(cls, name, root, download, f"{folder}/ (python batches)")
+        images = torch.from_numpy(np.concatenate([train.data, test.data])).permute(0, 3, 1, 2)
+        labels = torch.tensor(list(train.targets) + list(test.targets), dtype=torch.int64)
+        return Pool(images.contiguous(), labels, n_train=len(train.targets))
+
+    return load
+
+
+UTKFACE_NAME = re.compile(r"^(\d+)_\d+_\d+_\d+.*\.jpg$")
+
+
+def utkface_label(file_name: str) -> int:
+    age = int(file_name.split("_", 1)[0])
+    return min(max(age // 20, 0), 4)
+
+
+def load_utkface(root: Path, download: bool) -> Pool:
+    """UTKFace 'Aligned & Cropped Faces': {age}_{gender}_{race}_{date}.jpg.chip.jpg."""
+    from torchvision.io import ImageReadMode, decode_image, read_file
+    from torchvision.transforms.v2.functional import resize
+
+    folder = root / "UTKFace"
+    names = sorted(p.name for p in folder.glob("*.jpg") if UTKFACE_NAME.match(p.name)) if folder.is_dir() else []
+    if not names:
+        raise _missing("utkface", root, "UTKFace/{age}_{gender}_{race}_{date}.jpg.chip.jpg files (no download exists)")
+    images = torch.empty((len(names), 3, 224, 224), dtype=torch.uint8)
+    for i, name in enumerate(names):
+        try:
+            img = decode_image(read_file(str(folder / name)), mode=ImageReadMode.RGB)
+        except RuntimeError as err:
+            raise RuntimeError(f"cannot decode UTKFace image {folder / name}: {err}") from err
+        images[i] = resize(img, [224, 224], antialias=True)
+    labels = torch.tensor([utkface_label(n) for n in names], dtype=torch.int64)
+    order = np.random.RandomState(SPLIT_SEED).permutation(len(names))
+    n_test = int(0.2 * len(names))
+    order = torch.from_numpy(np.concatenate([order[n_test:], order[:n_test]]))
+    return Pool(images[order], labels[order], n_train=len(names) - n_test)
+
+
+def _registry() -> dict[str, DatasetSpec]:
+    from torchvision import datasets as tv
+
+    mnist_norm = ((0.1307,) * 3, (0.3081,) * 3)
+    return {
+        "digits": DatasetSpec("digits", 10, 32, *mnist_norm, "flip", load_digits, "scikit-learn"),
+        "mnist": DatasetSpec("mnist", 10, 32, *mnist_norm, "flip", _mnist_like(tv.MNIST, "mnist"), "MNIST"),
+        "fashion_mnist": DatasetSpec(
+            "fashion_mnist", 10, 32, (0.2860,) * 3, (0.3530,) * 3, "flip",
+            _mnist_like(tv.FashionMNIST, "fashion_mnist"), "FashionMNIST",
+        ),
+        "cifar10": DatasetSpec(
+            "cifar10", 10, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), "crop_flip",
+            _cifar(tv.CIFAR10, "cifar10", "cifar-10-batches-py"), "cifar-10-batches-py",
+        ),
+        "cifar100": DatasetSpec(
+            "cifar100", 100, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "crop_flip",
+            _cifar(tv.CIFAR100, "cifar100", "cifar-100-python"), "cifar-100-python",
+        ),
+        "utkface": DatasetSpec(
+            "utkface", 5, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "none", load_utkface, "UTKFace",
+        ),
+    }
+
+
+DATASET_NAMES = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "utkface")
+
+
+def get_spec(name: str) -> DatasetSpec:
+    specs = _registry()
+    if name not in specs:
+        raise KeyError(f"unknown dataset '{name}'; valid: {', '.join(specs)}")
+    return specs[name]
+
+
+def load_pool(name: str, data_dir: str | Path = "data", download: bool = False) -> Pool:
+    return get_spec(name).load(Path(data_dir), download)
+
+
+def split_sizes(n_train: int, n_test: int, val_fraction: float = 0.15, forget_fraction: float = 0.1) -> dict[str, int]:
+    """Split sizes without drawing them: held-out parts round up (scikit-learn's rule)."""
+    n_val = math.ceil(val_fraction * n_train)
+    n_forget = math.ceil(forget_fraction * (n_train - n_val))
+    return {"retain": n_train - n_val - n_forget, "forget": n_forget, "val": n_val, "test": n_test}
+
+
+def make_splits(n_train: int, n_pool: int, val_fraction: float = 0.15, forget_fraction: float = 0.1,
+                seed: int = SPLIT_SEED) -> dict[str, np.ndarray]:
+    """PAPER.md §2: test = official test; 15 % of train is val; 10 % of the rest is forget."""
+    from sklearn.model_selection import train_test_split
+
+    train_idx = np.arange(n_train, dtype=np.int64)
+    d_idx, val = train_test_split(train_idx, test_size=val_fraction, random_state=seed, shuffle=True)
+    retain, forget = train_test_split(d_idx, test_size=forget_fraction, random_state=seed, shuffle=True)
+    test = np.arange(n_train, n_pool, dtype=np.int64)
+    return {"retain": np.sort(retain), "forget": np.sort(forget), "val": np.sort(val), "test": test}
+
+
+def read_splits(path) -> dict[str, np.ndarray]:
+    from .io import load_npz
+
+    arrays = load_npz(path)
+    missing = [k for k in SPLIT_NAMES if k not in arrays]
+    if missing:
+        from .io import CorruptFileError
+
+        raise CorruptFileError(f"{path}: split file lacks {', '.join(missing)}")
+    return arrays

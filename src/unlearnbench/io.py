@@ -1,0 +1,96 @@
+"""Atomic file writes, safetensors checkpoints and JSON.
+
+Every artifact is written to a temporary name beside its destination and renamed into
+place, so a failure or a kill never leaves a half-written file under the real name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+
+class CorruptFileError(RuntimeError):
+    """An artifact exists but cannot be read."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptFileError(f"{path}: not valid JSON ({err})") from err
+
+
+def save_state(path, model: torch.nn.Module, metadata: dict | None = None) -> None:
+    """Save a model's state dict as safetensors (contiguous CPU copies)."""
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    meta = {k: str(v) for k, v in (metadata or {}).items()}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+
+
+def load_state(path, model: torch.nn.Module) -> torch.nn.Module:
+    """Load a safetensors checkpoint into `model`; any read problem names the file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CorruptFileError(f"unreadable checkpoint {path}: {err}") from err
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CorruptFileError(f"checkpoint {path} does not fit the model: {err}") from err
+    return model
+
+
+def save_npz(path, **arrays: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def load_npz(path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path) as npz:
+            return {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # zipfile/pickle/value errors all mean the same to a user
+        raise CorruptFileError(f"unreadable array file {path}: {err}") from err

@@ -1,0 +1,103 @@
+"""Model registry: resnet18 (torchvision, ImageNet stem), tinyvit11m (timm), smallcnn.
+
+`blocks(model)` lists the model's stages (the "blocks" CF-k and EU-k count from the
+end) and `classifier(model)` its final linear layer's module.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+class SmallCNN(nn.Module):
+    """A small ResNet-shaped CNN that trains in seconds on a CPU.
+
+    Named like torchvision's ResNet (conv1, bn1, layer1..3, fc) so methods that touch
+    `conv1` or the classifier treat it the same way.
+    """
+
+    def __init__(self, num_classes: int, width: int = 32):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = self._block(width, width)
+        self.layer2 = self._block(width, width * 2)
+        self.layer3 = self._block(width * 2, width * 4)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(width * 4, num_classes)
+
+    @staticmethod
+    def _block(cin: int, cout: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def _resnet18(num_classes: int, image_size: int) -> nn.Module:
+    from torchvision.models import resnet18
+
+    return resnet18(weights=None, num_classes=num_classes)
+
+
+def _tinyvit11m(num_classes: int, image_size: int) -> nn.Module:
+    import timm
+
+    return timm.create_model("tiny_vit_11m_224", pretrained=False, num_classes=num_classes,
+                             drop_path_rate=0.1)
+
+
+def _smallcnn(num_classes: int, image_size: int) -> nn.Module:
+    return SmallCNN(num_classes)
+
+
+BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
+    "resnet18": _resnet18,
+    "tinyvit11m": _tinyvit11m,
+    "smallcnn": _smallcnn,
+}
+MODEL_NAMES = tuple(BUILDERS)
+
+
+def build(name: str, num_classes: int, image_size: int = 32, seed: int | None = None) -> nn.Module:
+    """Build a freshly initialised model; with `seed`, the initialisation is reproducible."""
+    if name not in BUILDERS:
+        raise KeyError(f"unknown model '{name}'; valid: {', '.join(BUILDERS)}")
+    if seed is None:
+        return BUILDERS[name](num_classes, image_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return BUILDERS[name](num_classes, image_size)
+
+
+def blocks(model: nn.Module) -> list[nn.Module]:
+    """The model's stages, first to last."""
+    if hasattr(model, "stages"):  # timm TinyViT
+        return list(model.stages)
+    return [getattr(model, f"layer{i}") for i in range(1, 5) if hasattr(model, f"layer{i}")]
+
+
+def classifier(model: nn.Module) -> nn.Module:
+    """The module holding the final classification layer (ResNet/SmallCNN `fc`, TinyViT `head`)."""
+    if hasattr(model, "fc") and isinstance(model.fc, nn.Linear):
+        return model.fc
+    if hasattr(model, "head"):
+        return model.head
+    raise TypeError(f"no classifier found on {type(model).__name__}")
+
+
+def classifier_linear(model: nn.Module) -> nn.Linear:
+    """The final nn.Linear itself (inside TinyViT's head it is `head.fc`)."""
+    head = classifier(model)
+    if isinstance(head, nn.Linear):
+        return head
+    return head.fc
