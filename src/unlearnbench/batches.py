@@ -73,7 +73,7 @@ class Split:
         return Split(self.images[index], self.labels[index], self.spec)
 
     def num_batches(self, batch_size: int) -> int:
-        return -(-len(self) // batch_size)
+        return len(batch_bounds(len(self), batch_size))
 
     def batches(self, batch_size: int, shuffle: bool = True, generator: torch.Generator | None = None,
                 augment_data: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

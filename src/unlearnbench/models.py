@@ -49,9 +49,18 @@ def _resnet18(num_classes: int, image_size: int) -> nn.Module:
     return resnet18(weights=None, num_classes=num_classes)
 
 
+def _uncached_attention_biases(self, device: torch.device) -> torch.Tensor:
+    return self.attention_biases[:, self.attention_bias_idxs]
+
+
 def _tinyvit11m(num_classes: int, image_size: int) -> nn.Module:
     import timm
+    from timm.models import tiny_vit
 
+    # timm caches the attention-bias gather in eval mode. Several methods train in eval
+    # mode (NG+, CF-k, SalUn's saliency...): the cached tensor's graph is freed after the
+    # first backward, and its values go stale after a step. The gather is cheap: never cache.
+    tiny_vit.Attention.get_attention_biases = _uncached_attention_biases
     return timm.create_model("tiny_vit_11m_224", pretrained=False, num_classes=num_classes,
                              drop_path_rate=0.1)
 

@@ -1,0 +1,110 @@
+"""Configuration: JSON-schema validation with defaults, then name checks against the
+registries, so a bad config fails before any job starts with a message naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from . import data, methods, models
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+# PAPER.md §3: reference recipe per dataset (config `training` overrides it).
+DEFAULT_EPOCHS = {"cifar10": 182, "cifar100": 182}
+DEFAULT_BATCH = {"utkface": 128}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _with_defaults(validator_class):
+    """jsonschema's documented extension: fill `default` values while validating."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = _copy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _copy(value):
+    return yaml.safe_load(yaml.safe_dump(value))
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        hint = f"; valid keys: {', '.join(allowed)}" if allowed else ""
+        return f"config error at {_where(error)}: unknown key(s) {', '.join(map(repr, extra))}{hint}"
+    if error.validator == "oneOf" and error.context:
+        error = min(error.context, key=lambda e: len(list(e.absolute_path)))
+    return f"config error at {_where(error)}: {error.message}"
+
+
+def _check_names(kind: str, given, valid) -> None:
+    unknown = [n for n in given if n not in valid]
+    if unknown:
+        raise ConfigError(f"config error at {kind}: unknown name(s) {', '.join(map(repr, unknown))}; "
+                          f"valid: {', '.join(valid)}")
+
+
+def validate(config: dict, schema: dict | None = None) -> dict:
+    """Validate in place (filling defaults) and return the config; raise ConfigError."""
+    schema = schema or load_schema()
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("\n".join(_describe(e) for e in errors))
+    _check_names("datasets", config["datasets"], data.DATASET_NAMES)
+    _check_names("models", config["models"], models.MODEL_NAMES)
+    if config["methods"] == "all":
+        config["methods"] = methods.names()
+    _check_names("methods", config["methods"], methods.names())
+    _check_names("method_params", config["method_params"], methods.names())
+    for name, params in config["method_params"].items():
+        try:
+            methods.hyperparameters(name, params)
+        except KeyError as err:
+            raise ConfigError(f"config error at method_params.{name}: {err.args[0]}") from None
+    _check_names("training", config["training"], data.DATASET_NAMES)
+    return config
+
+
+def load(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    return validate(config)
+
+
+def recipe(config: dict, dataset: str) -> dict:
+    """The reference training recipe of `dataset`, with the config's overrides."""
+    base = {"epochs": DEFAULT_EPOCHS.get(dataset, 50), "batch_size": DEFAULT_BATCH.get(dataset, 256),
+            "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "augment": True}
+    return {**base, **config.get("training", {}).get(dataset, {})}
+
+
+def epoch_cap(config: dict, dataset: str) -> int:
+    """E_max = ceil(0.2 x training epochs) (PAPER.md §5)."""
+    return -(-recipe(config, dataset)["epochs"] // 5)

@@ -1,0 +1,1 @@
+"""Tables (tables.py) and figures (figures.py) built from results/metrics.csv."""

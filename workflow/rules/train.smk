@@ -1,0 +1,31 @@
+rule init:
+    output:
+        "results/{dataset}/{model}/init/seed{seed}.safetensors",
+    log:
+        "logs/{dataset}/{model}/init/seed{seed}.log",
+    conda:
+        ENV
+    localrule: True
+    script:
+        "../scripts/init.py"
+
+
+rule train_reference:
+    input:
+        init="results/{dataset}/{model}/init/seed{seed}.safetensors",
+        splits="results/{dataset}/splits.npz",
+    output:
+        model="results/{dataset}/{model}/{kind}/seed{seed}.safetensors",
+        info="results/{dataset}/{model}/{kind}/seed{seed}.json",
+        metrics="results/{dataset}/{model}/metrics/{kind}/seed{seed}.json",
+    params:
+        recipe=lambda w: ub_config.recipe(config, w.dataset),
+        data=lambda w: data_options(),
+        runtime=lambda w: runtime_options(),
+    log:
+        "logs/{dataset}/{model}/{kind}/seed{seed}.log",
+    threads: 1
+    conda:
+        ENV
+    script:
+        "../scripts/train_reference.py"

@@ -1,0 +1,7 @@
+"""figures/retention_vs_indiscernibility.{png,pdf}."""
+
+from unlearnbench.jobs import logging_to
+from unlearnbench.report.figures import retention_vs_indiscernibility
+
+with logging_to(snakemake.log[0]):
+    retention_vs_indiscernibility(snakemake.input[0], snakemake.output.png, snakemake.output.pdf)

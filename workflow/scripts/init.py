@@ -1,0 +1,7 @@
+"""Draw and save the initialisation of one (dataset, model, seed)."""
+
+from unlearnbench.jobs import logging_to, write_init
+
+w = snakemake.wildcards
+with logging_to(snakemake.log[0]):
+    write_init(w.dataset, w.model, int(w.seed), snakemake.output[0])
