@@ -51,7 +51,10 @@ def fine_tune(model: nn.Module, data: Split, hp: dict, generator: torch.Generato
     return model
 
 
-def step_decay(optimizer: torch.optim.Optimizer, epochs: int, gamma: float) -> torch.optim.lr_scheduler.MultiStepLR:
-    """lr multiplied by `gamma` at epochs int(0.5E), int(0.8E), int(0.9E) (SCRUB, CF-k)."""
-    milestones = sorted({int(0.5 * epochs), int(0.8 * epochs), int(0.9 * epochs)} - {0})
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=gamma)
+def step_decay(optimizer: torch.optim.Optimizer, epochs: int, gamma: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """lr x gamma^n in 0-based epoch e, n = how many of int(0.5E), int(0.8E), int(0.9E)
+    are <= e (SCRUB, CF-k). Coinciding milestones each count and a milestone of 0
+    applies from the start, as in the reference's adjust_learning_rate."""
+    milestones = [int(0.5 * epochs), int(0.8 * epochs), int(0.9 * epochs)]
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda e: gamma ** sum(m <= e for m in milestones))
