@@ -108,3 +108,36 @@ def recipe(config: dict, dataset: str) -> dict:
 def epoch_cap(config: dict, dataset: str) -> int:
     """E_max = ceil(0.2 x training epochs) (PAPER.md §5)."""
     return -(-recipe(config, dataset)["epochs"] // 5)
+
+
+def validate_ulira(config: dict) -> dict:
+    """Check the `ulira` section (after `validate`) against the registries and the split
+    design; expand `methods: all`, `target_splits: all` and `search_splits: null`."""
+    u = config["ulira"]
+    _check_names("ulira.dataset", [u["dataset"]], data.DATASET_NAMES)
+    _check_names("ulira.model", [u["model"]], models.MODEL_NAMES)
+    if u["methods"] == "all":
+        u["methods"] = methods.names()
+    _check_names("ulira.methods", u["methods"], methods.names())
+    if u["forget_sets"] * u["forget_fraction"] > 1 + 1e-9:
+        raise ConfigError(f"config error at ulira: {u['forget_sets']} disjoint forget sets of "
+                          f"{u['forget_fraction']} of the IN half do not fit (forget_sets x forget_fraction "
+                          "must be <= 1)")
+    if u["target_splits"] == "all":
+        u["target_splits"] = list(range(u["splits"]))
+    bad = [k for k in u["target_splits"] if k >= u["splits"]]
+    if bad:
+        raise ConfigError(f"config error at ulira.target_splits: {bad} not below splits ({u['splits']})")
+    if u["search_splits"] is None:
+        u["search_splits"] = min(32, u["splits"])
+    if u["search_splits"] > u["splits"]:
+        raise ConfigError(f"config error at ulira.search_splits: {u['search_splits']} > splits ({u['splits']})")
+    return config
+
+
+def ulira_recipe(config: dict) -> dict:
+    """The shadow models' recipe: the U-LiRA dataset's training recipe with U-LiRA's
+    epochs (default: half the training epochs, rounded up; 91 for cifar10)."""
+    u = config["ulira"]
+    base = recipe(config, u["dataset"])
+    return {**base, "epochs": u["epochs"] or -(-base["epochs"] // 2)}

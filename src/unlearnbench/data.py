@@ -114,25 +114,25 @@ def utkface_label(file_name: str) -> int:
 
 def load_utkface(root: Path, download: bool) -> Pool:
     """UTKFace 'Aligned & Cropped Faces': {age}_{gender}_{race}_{date}.jpg.chip.jpg."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
-    from torchvision.transforms.v2.functional import resize
+    from PIL import Image, UnidentifiedImageError
 
     folder = root / "UTKFace"
     names = sorted(p.name for p in folder.glob("*.jpg") if UTKFACE_NAME.match(p.name)) if folder.is_dir() else []
     if not names:
         raise _missing("utkface", root, "UTKFace/{age}_{gender}_{race}_{date}.jpg.chip.jpg files (no download exists)")
-    images = torch.empty((len(names), 3, 224, 224), dtype=torch.uint8)
+    images = np.empty((len(names), 224, 224, 3), dtype=np.uint8)
     for i, name in enumerate(names):
         try:
-            img = decode_image(read_file(str(folder / name)), mode=ImageReadMode.RGB)
-        except RuntimeError as err:
+            with Image.open(folder / name) as img:
+                images[i] = np.asarray(img.convert("RGB").resize((224, 224), Image.BILINEAR))
+        except (OSError, UnidentifiedImageError) as err:
             raise RuntimeError(f"cannot decode UTKFace image {folder / name}: {err}") from err
-        images[i] = resize(img, [224, 224], antialias=True)
     labels = torch.tensor([utkface_label(n) for n in names], dtype=torch.int64)
     order = np.random.RandomState(SPLIT_SEED).permutation(len(names))
     n_test = int(0.2 * len(names))
     order = torch.from_numpy(np.concatenate([order[n_test:], order[:n_test]]))
-    return Pool(images[order], labels[order], n_train=len(names) - n_test)
+    return Pool(torch.from_numpy(images).permute(0, 3, 1, 2)[order].contiguous(), labels[order],
+                n_train=len(names) - n_test)
 
 
 def _registry() -> dict[str, DatasetSpec]:

@@ -5,6 +5,22 @@ Point estimates follow the paper: retention ratios are ratios of means over seed
 RTE = mean retraining seconds / mean unlearning seconds, Indisc = mean over seeds of
 1 - |2 MIA_test - 1|. Spreads (± std, confidence intervals) come from the same
 quantities computed per seed, each seed against the retrained model of that seed.
+
+Confidence intervals are t-based (Student t with n_seeds - 1 degrees of freedom,
+`scipy.stats.t`): half-width h = t_{0.975, n-1} * s / sqrt(n), s the standard deviation
+of the per-seed values. For the scores that are means over seeds (RA, FA, TA, Indisc,
+test MIA, seconds) point ± h is the exact t-interval of the mean; for the ratio scores
+(RR, FR, TR, RetDev, RTE), whose point estimate is the paper's ratio of means, the
+same half-width is put around that point (a first-order approximation). Fewer than
+two seeds give no interval (NaN).
+
+Rankings (the paper's "rankings per architecture"): within each (dataset, model) the
+unlearning methods (not the original and retrained references) are ordered by RetDev
+(lower better); RetDev values equal at the tables' precision (3 decimals) are
+ordered by Indisc (higher better); exact ties on both share the mean of their
+positions. Mean ranks are averaged over datasets per model and over all settings.
+`critical_difference` runs a Friedman test over settings and Nemenyi's post-hoc test
+on those ranks (Demšar 2006), scikit-posthocs for the pairwise p-values.
 """
 
 from __future__ import annotations
@@ -14,12 +30,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from . import io
 
 KEYS = ["dataset", "model", "method", "seed"]
 METRIC_COLUMNS = ["retain_acc", "forget_acc", "val_acc", "test_acc", "val_mia", "test_mia", "seconds"]
 SCORES = ["RA", "FA", "TA", "RR", "FR", "TR", "RetDev", "Indisc", "test_MIA", "RTE"]
+SUMMARY_SCORES = SCORES + ["seconds"]
+REFERENCES = ("original", "retrained")
+SETTING = ["dataset", "model"]
+CI_LEVEL = 0.95
+NONNEGATIVE = {"RA", "FA", "TA", "RR", "FR", "TR", "RetDev", "Indisc", "test_MIA", "RTE", "seconds"}
+AT_MOST_ONE = {"RA", "FA", "TA", "Indisc", "test_MIA"}
+RANK_DECIMALS = 3
 _PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<model>[^/]+)/metrics/(?P<method>[^/]+)/seed(?P<seed>\d+)\.json$")
 
 
@@ -75,8 +99,10 @@ def per_seed(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, model, method): mean and std over seeds of every score in SCORES."""
+def summary(frame: pd.DataFrame, level: float = CI_LEVEL) -> pd.DataFrame:
+    """Per (dataset, model, method): point estimate (`_mean`), std over seeds (`_std`),
+    t-CI half-width (`_ci`) and bounds (`_ci_low`, `_ci_high`, clipped to [0, 1] for scores
+    that cannot leave it) of every score in SUMMARY_SCORES, and `n_seeds`."""
     seeds = per_seed(frame)
     groups = seeds.groupby(["dataset", "model", "method"], sort=False)
     means = groups[["retain_acc", "forget_acc", "test_acc", "seconds", "retain_acc_R", "forget_acc_R",
@@ -91,7 +117,151 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
     point["test_MIA"] = means["test_MIA"]
     point["RTE"] = means["seconds_R"] / means["seconds"]
     point.loc[point.index.get_level_values("method") == "original", "RTE"] = np.nan
-    spread = groups[SCORES].std(ddof=1)
-    out = point.add_suffix("_mean").join(spread.add_suffix("_std"))
-    out["n_seeds"] = groups.size()
+    point["seconds"] = means["seconds"]
+    spread = groups[SUMMARY_SCORES].std(ddof=1)
+    n = groups.size()
+    half = spread.mul(t_quantile(n, level), axis=0).div(np.sqrt(n), axis=0)
+    out = point.add_suffix("_mean").join(spread.add_suffix("_std")).join(half.add_suffix("_ci"))
+    for score in SUMMARY_SCORES:
+        low = out[f"{score}_mean"] - out[f"{score}_ci"]
+        out[f"{score}_ci_low"] = low.clip(lower=0) if score in NONNEGATIVE else low
+        high = out[f"{score}_mean"] + out[f"{score}_ci"]
+        out[f"{score}_ci_high"] = high.clip(upper=1) if score in AT_MOST_ONE else high
+    out["n_seeds"] = n
     return out.reset_index()
+
+
+# --- confidence intervals ---------------------------------------------------------------
+
+def t_quantile(n, level: float = CI_LEVEL):
+    """Two-sided Student-t quantile t_{(1+level)/2, n-1}; NaN where n < 2."""
+    index = n.index if isinstance(n, pd.Series) else None
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore"):
+        q = stats.t.ppf(0.5 + level / 2, np.where(n >= 2, n - 1, np.nan))
+    return pd.Series(q, index=index) if index is not None else q
+
+
+def ci_halfwidth(values, level: float = CI_LEVEL) -> float:
+    """Half-width of the t-based confidence interval of the mean of `values` (NaNs dropped)."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if len(x) < 2:
+        return float("nan")
+    return float(t_quantile(len(x), level) * x.std(ddof=1) / np.sqrt(len(x)))
+
+
+def confidence_interval(values, level: float = CI_LEVEL) -> tuple[float, float]:
+    """(low, high) t-interval of the mean of `values`."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    mean = float(x.mean()) if len(x) else float("nan")
+    half = ci_halfwidth(x, level)
+    return mean - half, mean + half
+
+
+# --- rankings ---------------------------------------------------------------------------
+
+def rank(frame: pd.DataFrame, groups, by: str = "RetDev_mean", tie: str = "Indisc_mean",
+         decimals: int | None = RANK_DECIMALS) -> pd.Series:
+    """Rank rows within each group of `groups`: `by` ascending (rounded to `decimals`
+    when given), then `tie` descending; rows equal on both share their mean position;
+    NaN sorts last. Returns a float Series aligned with `frame`."""
+    primary = frame[by].round(decimals) if decimals is not None else frame[by]
+    keys = pd.DataFrame({"g": frame[groups].astype(str).agg("/".join, axis=1) if isinstance(groups, list)
+                         else frame[groups].astype(str), "p": primary, "s": -frame[tie]}, index=frame.index)
+    ordered = keys.sort_values(["g", "p", "s"], kind="stable", na_position="last")
+    position = ordered.groupby("g", sort=False).cumcount() + 1.0
+    ordered = ordered.assign(pos=position, p=ordered["p"].fillna(np.inf), s=ordered["s"].fillna(np.inf))
+    shared = ordered.groupby(["g", "p", "s"], sort=False)["pos"].transform("mean")
+    return shared.reindex(frame.index)
+
+
+def rankings(table: pd.DataFrame, seeds: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (dataset, model): rank of each unlearning method by RetDev, Indisc breaking ties.
+
+    `table` is `summary(...)`; `seeds` (`per_seed(...)`, optional) adds the same ranking
+    done seed by seed: mean, std and t-CI half-width of each method's per-seed rank."""
+    methods_only = table[~table["method"].isin(REFERENCES)].copy()
+    out = methods_only[SETTING + ["method", "RetDev_mean", "Indisc_mean"]].rename(
+        columns={"RetDev_mean": "RetDev", "Indisc_mean": "Indisc"}).reset_index(drop=True)
+    out["rank"] = rank(out, SETTING, by="RetDev", tie="Indisc")
+    out["n_methods"] = out.groupby(SETTING)["method"].transform("size")
+    if seeds is not None:
+        per = seeds[~seeds["method"].isin(REFERENCES)].copy()
+        per["seed_rank"] = rank(per, SETTING + ["seed"], by="RetDev", tie="Indisc")
+        g = per.groupby(SETTING + ["method"])["seed_rank"]
+        stats_ = pd.DataFrame({"seed_rank_mean": g.mean(), "seed_rank_std": g.std(ddof=1),
+                               "seed_rank_min": g.min(), "seed_rank_max": g.max(),
+                               "seed_rank_ci": g.agg(ci_halfwidth), "n_seeds": g.size()}).reset_index()
+        out = out.merge(stats_, on=SETTING + ["method"], how="left")
+    return out.sort_values(SETTING + ["rank"], kind="stable").reset_index(drop=True)
+
+
+def rank_matrix(ranks: pd.DataFrame, complete: bool = True) -> pd.DataFrame:
+    """Settings (rows, "dataset/model") x methods (columns) of `rankings(...)["rank"]`;
+    with `complete`, only the methods ranked in every setting."""
+    wide = ranks.assign(setting=ranks["dataset"] + "/" + ranks["model"]).pivot(
+        index="setting", columns="method", values="rank")
+    wide = wide.reindex(index=list(dict.fromkeys(ranks["dataset"] + "/" + ranks["model"])))
+    return wide.dropna(axis=1) if complete else wide
+
+
+def mean_ranks(ranks: pd.DataFrame, level: float = CI_LEVEL) -> pd.DataFrame:
+    """Per method: mean rank per model (over datasets) and over all settings, each with
+    the t-CI half-width over the settings averaged; sorted by the overall mean rank."""
+    out = pd.DataFrame(index=pd.Index(ranks["method"].unique(), name="method"))
+    for model, block in ranks.groupby("model", sort=False):
+        g = block.groupby("method")["rank"]
+        out[f"mean_rank_{model}"] = g.mean()
+        out[f"ci_{model}"] = g.agg(lambda x: ci_halfwidth(x, level))
+        out[f"n_{model}"] = g.size()
+    g = ranks.groupby("method")["rank"]
+    out["mean_rank"] = g.mean()
+    out["ci"] = g.agg(lambda x: ci_halfwidth(x, level))
+    out["n_settings"] = g.size()
+    return out.sort_values("mean_rank", kind="stable").reset_index()
+
+
+# --- critical difference (Friedman + Nemenyi) ------------------------------------------
+
+def nemenyi_cd(k: int, n: int, alpha: float = 0.05) -> float:
+    """Nemenyi critical difference of mean ranks for k methods over n blocks (Demšar 2006):
+    q_alpha / sqrt(2) * sqrt(k (k + 1) / (6 n)), q from the studentized range."""
+    q = stats.studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2.0)
+    return float(q * np.sqrt(k * (k + 1) / (6.0 * n)))
+
+
+def critical_difference(matrix: pd.DataFrame, alpha: float = 0.05) -> dict:
+    """Friedman test and Nemenyi post-hoc on a blocks x methods matrix of ranks (lower
+    better). Returns {"n_blocks", "k", "alpha", "friedman_chi2", "friedman_p", "cd",
+    "table" (per method: mean_rank, place, p_vs_best, top_group, beats), "pvalues"}."""
+    import scikit_posthocs as sp  # noqa: PLC0415 (heavy import, only here)
+
+    matrix = matrix.dropna(axis=1)
+    n, k = matrix.shape
+    within = matrix.rank(axis=1)  # re-rank within each block: the methods compared here only
+    mean = within.mean(axis=0)
+    result = {"n_blocks": n, "k": k, "alpha": alpha, "friedman_chi2": np.nan, "friedman_p": np.nan,
+              "cd": np.nan, "max_difference": float(k - 1)}
+    if n >= 2 and k >= 3:
+        if (within.nunique(axis=1) > 1).any():
+            chi2, p = stats.friedmanchisquare(*[within[c].to_numpy() for c in within.columns])
+            result["friedman_chi2"], result["friedman_p"] = float(chi2), float(p)
+        result["cd"] = nemenyi_cd(k, n, alpha)
+        pvalues = sp.posthoc_nemenyi_friedman(within.to_numpy())
+        pvalues.index = pvalues.columns = within.columns
+    else:
+        pvalues = pd.DataFrame(np.nan, index=within.columns, columns=within.columns)
+    best = mean.idxmin() if k else None
+    table = pd.DataFrame({"method": mean.index, "mean_rank": mean.to_numpy()})
+    table["mean_rank_ci"] = [ci_halfwidth(within[m]) for m in table["method"]]
+    table["place"] = table["mean_rank"].rank(method="min")
+    table["p_vs_best"] = [pvalues.loc[m, best] if m != best else 1.0 for m in table["method"]]
+    table["top_group"] = table["p_vs_best"] >= alpha if n >= 2 and k >= 3 else np.nan
+    table["beats"] = [int(((pvalues.loc[m] < alpha) & (mean > mean[m])).sum()) for m in table["method"]]
+    table["beaten_by"] = [int(((pvalues.loc[m] < alpha) & (mean < mean[m])).sum()) for m in table["method"]]
+    table["n_blocks"] = n
+    result["table"] = table.sort_values(["mean_rank", "method"], kind="stable").reset_index(drop=True)
+    result["pvalues"] = pvalues
+    return result

@@ -1,4 +1,9 @@
-"""Figures (matplotlib + seaborn), written as PNG and PDF."""
+"""Figures (matplotlib + seaborn), written as PNG and PDF.
+
+Every figure takes the CSVs the table rules write (or results/metrics.csv for per-seed
+views), so a figure always shows what its table says. Colours and markers are fixed
+per method across figures.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,26 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
-from .. import io, methods  # noqa: E402
+from .. import io, methods, scores  # noqa: E402
 
-MARKERS = "osD^vP*Xp<>hH8d"
+MARKERS = "osD^vPp<>hH8d"  # '*' and 'X' are kept for the references
+REFERENCE_STYLE = {"retrained": ("black", "*"), "original": ("0.55", "X")}
 
 
-def method_style(names) -> dict[str, tuple]:
-    """A fixed colour and marker per method, stable across figures."""
-    palette = sns.color_palette("tab20", 20)
-    return {m: (palette[i % 20], MARKERS[i % len(MARKERS)]) for i, m in enumerate(names)}
+def method_style(names=None) -> dict[str, tuple]:
+    """A fixed colour and marker per method, stable across figures and runs (the order is
+    the registry's, not the data's)."""
+    names = list(names) if names is not None else methods.names()
+    palette = [c for i, c in enumerate(sns.color_palette("tab20", 20)) if i not in (14, 15)]  # no greys
+    style = {m: (palette[i % len(palette)], MARKERS[i % len(MARKERS)]) for i, m in enumerate(names)}
+    style.update(REFERENCE_STYLE)
+    return style
 
 
 def save(fig, png, pdf) -> None:
@@ -28,28 +41,249 @@ def save(fig, png, pdf) -> None:
     plt.close(fig)
 
 
+def _theme() -> None:
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.1)
+
+
+def _settings(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(zip(frame["dataset"], frame["model"])))
+
+
+def _label(method: str) -> str:
+    return methods.label(method)
+
+
+def _ordered(present) -> list[str]:
+    """References first, then the registry's (paper) order, then unknown names."""
+    present = list(dict.fromkeys(present))
+    known = [m for m in ("retrained", "original") + tuple(methods.names()) if m in present]
+    return known + sorted(set(present) - set(known))
+
+
+# --- retention vs indiscernibility ------------------------------------------------------------
+
+def _bar(row, score: str, ci: str):
+    """[[below], [above]] error bar of `score`: to the clipped CI bounds when the table has
+    them, else ± the `ci` column."""
+    mean = row[f"{score}_mean"]
+    if ci == "_ci" and f"{score}_ci_low" in row:
+        below, above = mean - row[f"{score}_ci_low"], row[f"{score}_ci_high"] - mean
+    else:
+        below = above = row[f"{score}{ci}"]
+    return [[np.nan_to_num(max(below, 0))], [np.nan_to_num(max(above, 0))]]
+
+
 def retention_vs_indiscernibility(main_csv, png, pdf) -> None:
     """RetDev (x, lower better) against Indisc (y, higher better) per (dataset, model),
-    one marker per method with ± std error bars over seeds."""
+    one marker per method with 95 % t-CI error bars over seeds; the best corner is
+    top-left. RetDev on a symmetric-log axis (linear below 0.01) so that the crowd of good
+    methods near 0 separates."""
     table = pd.read_csv(main_csv)
-    settings = list(table.groupby(["dataset", "model"], sort=False).groups)
-    names = ["retrained", "original"] + [m for m in methods.names() if m in set(table["method"])]
-    style = method_style(names)
-    sns.set_theme(style="whitegrid", context="paper")
-    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings), 3.8), squeeze=False, sharey=True)
-    for ax, (dataset, model) in zip(axes[0], settings):
-        block = table[(table["dataset"] == dataset) & (table["model"] == model)]
-        for _, row in block.iterrows():
-            colour, marker = style[row["method"]]
-            ax.errorbar(row["RetDev_mean"], row["Indisc_mean"], xerr=row["RetDev_std"], yerr=row["Indisc_std"],
-                        fmt=marker, color=colour, markersize=7, capsize=2, label=methods.label(row["method"]),
-                        markeredgecolor="black", markeredgewidth=0.4)
+    settings = _settings(table)
+    names = _ordered(table["method"])
+    style = method_style()
+    _theme()
+    ncols = min(len(settings), 3)
+    nrows = -(-len(settings) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 4.0 * nrows), squeeze=False)
+    ci = "_ci" if "RetDev_ci" in table.columns else "_std"
+    for ax, (dataset, model) in zip(axes.flat, settings):
+        block = table[(table["dataset"] == dataset) & (table["model"] == model)].set_index("method")
+        for m in names:
+            if m not in block.index:
+                continue
+            r = block.loc[m]
+            colour, marker = style.get(m, ("0.3", "o"))
+            ax.errorbar(r["RetDev_mean"], r["Indisc_mean"], xerr=_bar(r, "RetDev", ci), yerr=_bar(r, "Indisc", ci),
+                        fmt="none", ecolor=colour, elinewidth=0.8,
+                        capsize=2, alpha=0.55, zorder=2)
+            ax.plot(r["RetDev_mean"], r["Indisc_mean"], marker, color=colour,
+                    markersize=10 if m in REFERENCE_STYLE else 7, markeredgecolor="black", markeredgewidth=0.4,
+                    zorder=3)
+        ax.set_xscale("symlog", linthresh=0.01)
+        ax.set_xlim(left=-0.001)
         ax.set_title(f"{dataset} / {model}")
-        ax.set_xlabel("RetDev (retention deviation, lower is better)")
-        ax.set_ylim(-0.02, 1.05)
-    axes[0][0].set_ylabel("Indisc (test MIA, higher is better)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="method")
-    fig.suptitle("Retention deviation vs indiscernibility (best: bottom-left x, top y)", y=1.02)
+        ax.set_xlabel("RetDev (lower is better)")
+        ax.set_ylabel("Indisc (higher is better)")
+    for ax in axes.flat[len(settings):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], linestyle="", marker=style.get(m, ("0.3", "o"))[1],
+                      color=style.get(m, ("0.3", "o"))[0], markeredgecolor="black", markeredgewidth=0.4,
+                      markersize=8, label=_label(m)) for m in names]
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="method")
+    bars = "95 % CI over seeds" if ci == "_ci" else "± std over seeds"
+    fig.suptitle(f"Retention deviation vs indiscernibility (best: top left; bars: {bars})")
+    fig.tight_layout()
+    save(fig, png, pdf)
+
+
+# --- run-time efficiency ----------------------------------------------------------------------
+
+def rte(rte_csv, png, pdf) -> None:
+    """RTE per method (rows, fastest on top) on a log axis, one marker per setting with its
+    95 % t-CI over seeds; the dashed line is retraining (RTE 1)."""
+    long = pd.read_csv(rte_csv)
+    long = long[long["method"] != "retrained"]
+    settings = _settings(long)
+    geo = long.groupby("method")["RTE_mean"].apply(lambda x: np.exp(np.log(x).mean())).sort_values()
+    order = list(geo.index)  # slowest first = bottom
+    _theme()
+    fig, ax = plt.subplots(figsize=(7.5, 0.26 * len(order) * max(1, len(settings) / 3) ** 0.5 + 1.4))
+    palette = sns.color_palette("colorblind", max(len(settings), 1))
+    markers = "oDs^vP"
+    offsets = np.linspace(-0.25, 0.25, len(settings)) if len(settings) > 1 else [0.0]
+    y_of = {m: i for i, m in enumerate(order)}
+    for k, (dataset, model) in enumerate(settings):
+        block = long[(long["dataset"] == dataset) & (long["model"] == model)]
+        y = block["method"].map(y_of) + offsets[k]
+        low = (block["RTE_mean"] - block["RTE_ci_low"]).clip(lower=0).fillna(0)
+        high = (block["RTE_ci_high"] - block["RTE_mean"]).fillna(0)
+        ax.errorbar(block["RTE_mean"], y, xerr=[low, high], fmt=markers[k % len(markers)], color=palette[k],
+                    markersize=5.5, capsize=1.5, elinewidth=0.8, label=f"{dataset} / {model}",
+                    markeredgecolor="black", markeredgewidth=0.3)
+    ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
+    ax.text(1.0, 0.99, "retraining \n(RTE = 1) ", transform=ax.get_xaxis_transform(), ha="right", va="top",
+            fontsize=8)
+    ax.set_xscale("log")
+    lo = np.nanmin(long["RTE_ci_low"].where(long["RTE_ci_low"] > 0, long["RTE_mean"]))
+    ax.set_xlim(min(0.5, lo / 1.5), np.nanmax(long["RTE_ci_high"].fillna(long["RTE_mean"])) * 1.5)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.set_yticks(range(len(order)), [_label(m) for m in order])
+    ax.set_ylim(-0.6, len(order) - 0.4)
+    ax.set_xlabel("RTE = retraining seconds / unlearning seconds (log scale, higher is faster)")
+    ax.set_ylabel("method")
+    ax.grid(axis="y", visible=False)
+    ax.legend(title="setting", loc="best", frameon=True, fontsize=8)
+    ax.set_title("Run-time efficiency per method (bars: 95 % CI over seeds)")
+    fig.tight_layout()
+    save(fig, png, pdf)
+
+
+# --- rank heat map ----------------------------------------------------------------------------
+
+def rank_heatmap(rankings_csv, mean_ranks_csv, png, pdf) -> None:
+    """Methods (rows, best mean rank on top) x settings (columns), cell = rank by RetDev
+    with Indisc as tie-break; right of the white line: mean rank per architecture and
+    overall."""
+    ranks = pd.read_csv(rankings_csv)
+    means = pd.read_csv(mean_ranks_csv)
+    order = list(means["method"])
+    settings = _settings(ranks)
+    models_ = list(dict.fromkeys(ranks["model"]))
+    grid = pd.DataFrame(index=order)
+    for dataset, model in settings:
+        block = ranks[(ranks["dataset"] == dataset) & (ranks["model"] == model)].set_index("method")["rank"]
+        grid[f"{dataset}\n{model}"] = block.reindex(order)
+    n_settings = grid.shape[1]
+    if len(models_) > 1:
+        for model in models_:
+            grid[f"mean\n{model}"] = means.set_index("method")[f"mean_rank_{model}"].reindex(order)
+    grid["mean\nall"] = means.set_index("method")["mean_rank"].reindex(order)
+    annot = grid.map(lambda x: "" if pd.isna(x) else (f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"))
+    _theme()
+    fig, ax = plt.subplots(figsize=(1.0 * grid.shape[1] + 2.6, 0.33 * len(order) + 1.8))
+    sns.heatmap(grid, annot=annot, fmt="", cmap="viridis_r", vmin=1, vmax=max(len(order), 2), linewidths=0.5,
+                linecolor="white", cbar_kws={"label": "rank (1 = best)", "shrink": 0.8}, ax=ax,
+                annot_kws={"fontsize": 8})
+    ax.axvline(n_settings, color="white", linewidth=4)
+    ax.set_yticks(np.arange(len(order)) + 0.5, [_label(m) for m in order], rotation=0)
+    ax.set_xticks(np.arange(grid.shape[1]) + 0.5, list(grid.columns), rotation=0, fontsize=8)
+    ax.set_xlabel("setting (dataset / model)  |  mean rank")
+    ax.set_ylabel("method (by overall mean rank)")
+    ax.set_title("Rank by RetDev, Indisc breaking ties")
+    fig.tight_layout()
+    save(fig, png, pdf)
+
+
+# --- seed-to-seed spread ----------------------------------------------------------------------
+
+def seed_spread(metrics_csv, png, pdf) -> None:
+    """Per-seed RetDev per method (one dot per seed, box over seeds) in each setting,
+    methods by median RetDev; the dashed line is the original model (no unlearning). The
+    right-hand labels give the range of ranks the method gets seed by seed: a single seed
+    can rank a method anywhere in that range."""
+    frame = scores.read_metrics(metrics_csv)
+    per = scores.per_seed(frame)
+    unlearned = per[~per["method"].isin(scores.REFERENCES)].copy()
+    unlearned["seed_rank"] = scores.rank(unlearned, scores.SETTING + ["seed"], by="RetDev", tie="Indisc")
+    settings = _settings(unlearned)
+    style = method_style()
+    _theme()
+    ncols = min(len(settings), 3)
+    nrows = -(-len(settings) // ncols)
+    n_methods = unlearned["method"].nunique()
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, (0.3 * n_methods + 1.4) * nrows), squeeze=False)
+    floor = 1e-3
+    for ax, (dataset, model) in zip(axes.flat, settings):
+        block = unlearned[(unlearned["dataset"] == dataset) & (unlearned["model"] == model)].copy()
+        block["RetDev_plot"] = block["RetDev"].clip(lower=floor)
+        order = list(block.groupby("method")["RetDev"].median().sort_values().index)
+        palette = {m: style.get(m, ("0.3", "o"))[0] for m in order}
+        sns.boxplot(data=block, x="RetDev_plot", y="method", order=order, hue="method", palette=palette,
+                    whis=(0, 100), width=0.6, fliersize=0, boxprops={"alpha": 0.35}, linewidth=0.8, ax=ax,
+                    legend=False, log_scale=True)
+        sns.stripplot(data=block, x="RetDev_plot", y="method", order=order, hue="method", palette=palette,
+                      size=4, jitter=0.15, edgecolor="black", linewidth=0.4, ax=ax, legend=False)
+        original = per[(per["dataset"] == dataset) & (per["model"] == model) & (per["method"] == "original")]
+        if len(original):
+            ax.axvline(max(original["RetDev"].mean(), floor), color="0.4", linestyle="--", linewidth=1)
+            ax.text(max(original["RetDev"].mean(), floor), -0.8, "original", ha="center", va="bottom",
+                    fontsize=8, color="0.3")
+        span = block.groupby("method")["seed_rank"].agg(["min", "max"])
+        for i, m in enumerate(order):
+            lo, hi = span.loc[m]
+            text = f"{lo:.0f}" if lo == hi else f"{lo:.0f}–{hi:.0f}"
+            ax.text(1.01, i, text, transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=8)
+        ax.text(1.01, -0.8, "seed\nranks", transform=ax.get_yaxis_transform(), va="bottom", ha="left",
+                fontsize=8, fontweight="bold")
+        ax.set_yticks(range(len(order)), [_label(m) for m in order])
+        ax.set_ylim(len(order) - 0.5, -1.0)
+        ax.set_title(f"{dataset} / {model} ({block['seed'].nunique()} seeds)", pad=14)
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("per-seed RetDev (log scale, lower is better)")
+        ax.set_ylabel("")
+    for ax in axes.flat[len(settings):]:
+        ax.set_visible(False)
+    fig.suptitle("Seed-to-seed spread of RetDev: one dot per seed; right: range of per-seed ranks")
+    fig.tight_layout()
+    save(fig, png, pdf)
+
+
+# --- critical difference diagram ---------------------------------------------------------------
+
+def critical_difference(cd_csv, pvalues_csv, png, pdf, alpha: float = 0.05) -> None:
+    """Critical-difference diagram: mean rank across settings on the axis (1 = best,
+    left), a bar joins methods that Nemenyi's test cannot tell apart at `alpha`."""
+    import scikit_posthocs as sp  # noqa: PLC0415
+
+    table = pd.read_csv(cd_csv)
+    pvalues = pd.read_csv(pvalues_csv, index_col=0)
+    labels = {m: _label(m) for m in table["method"]}
+    ranks = pd.Series(table["mean_rank"].to_numpy(), index=[labels[m] for m in table["method"]])
+    _theme()
+    sns.set_style("white")
+    fig, ax = plt.subplots(figsize=(9, 0.22 * len(ranks) + 2.2))
+    n_blocks = int(table["n_blocks"].iloc[0]) if len(table) else 0
+    cd = float(table["cd"].iloc[0]) if len(table) else float("nan")
+    p = float(table["friedman_p"].iloc[0]) if len(table) else float("nan")
+    if pvalues.notna().all().all() and len(ranks) >= 3:
+        sig = pvalues.rename(index=labels, columns=labels)
+        sp.critical_difference_diagram(ranks, sig, ax=ax, alpha=alpha,
+                                       label_fmt_left="{label} ({rank:.1f})", label_fmt_right="({rank:.1f}) {label}",
+                                       label_props={"fontsize": 9},
+                                       elbow_props={"linewidth": 0.8, "color": "0.2"},
+                                       crossbar_props={"linewidth": 2.5, "color": "tab:red", "alpha": 0.8})
+        ptext = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+        title = (f"Mean rank across {n_blocks} settings (1 = best). Friedman {ptext}; Nemenyi CD = {cd:.2f} "
+                 f"at α = {alpha}\nmethods joined by a bar are not significantly different")
+    else:
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"not testable: {n_blocks} setting(s), {len(ranks)} method(s)\n"
+                "(Friedman + Nemenyi need at least 2 settings and 3 methods)", ha="center", va="center",
+                transform=ax.transAxes)
+        title = "Critical-difference diagram"
+    ax.set_title(title, fontsize=10, pad=12)
     fig.tight_layout()
     save(fig, png, pdf)

@@ -1,9 +1,15 @@
-"""Tables as CSV (full precision) and Markdown (mean ± std, paper spelling)."""
+"""Tables as CSV (full precision), Markdown and LaTeX (booktabs), from results/metrics.csv.
+
+Every displayed entry is `point ± h`, h the half-width of the 95 % t-based confidence
+interval over seeds (scores.py says how it is computed); the CSVs also keep the std,
+the interval bounds and the number of seeds.
+"""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from .. import io, methods, scores
@@ -11,7 +17,113 @@ from .. import io, methods, scores
 MAIN_COLUMNS = [("RA", 3), ("FA", 3), ("TA", 3), ("RR", 3), ("FR", 3), ("TR", 3), ("RetDev", 3),
                 ("Indisc", 3), ("test_MIA", 3), ("RTE", 1)]
 HEADERS = {"test_MIA": "test MIA"}
+# best value per setting (among unlearning methods) is printed in bold
+BEST = {"RetDev": "min", "Indisc": "max", "RTE": "max"}
+CI_NOTE = "± = half-width of the 95 % t-based confidence interval over seeds"
+LATEX_PREAMBLE = "% needs \\usepackage{booktabs} and \\usepackage{graphicx}\n"
 
+
+# --- cells ---------------------------------------------------------------------------------
+
+def _missing(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x)) or pd.isna(x)
+
+
+def decimals_for(x: float, significant: int = 3, most: int = 3) -> int:
+    """Decimals that show `significant` digits of |x| (at most `most`)."""
+    if _missing(x) or x == 0:
+        return min(2, most)
+    return int(min(most, max(0, significant - 1 - math.floor(math.log10(abs(x))))))
+
+
+def point_ci(point, half, digits: int | None = None) -> str:
+    """'0.017 ± 0.010'; the point alone without an interval; '–' without a point."""
+    if _missing(point):
+        return "–"
+    digits = decimals_for(point) if digits is None else digits
+    if _missing(half):
+        return f"{point:.{digits}f}"
+    return f"{point:.{digits}f} ± {half:.{digits}f}"
+
+
+def mean_std(mean: float, std: float, digits: int) -> str:
+    if _missing(mean):
+        return "–"
+    if _missing(std):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def fmt_rank(x) -> str:
+    if _missing(x):
+        return "–"
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
+
+
+class Cell(str):
+    """A table cell; `bold` marks the best value of its column."""
+
+    bold = False
+
+    @classmethod
+    def make(cls, text: str, bold: bool = False) -> "Cell":
+        cell = cls(text)
+        cell.bold = bold
+        return cell
+
+
+def md_cell(cell) -> str:
+    return f"**{cell}**" if getattr(cell, "bold", False) and cell != "–" else str(cell)
+
+
+def tex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
+                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
+        text = text.replace(a, b)
+    return text.replace("±", r"$\pm$").replace("–", "--").replace("χ²", r"$\chi^2$").replace("α", r"$\alpha$")
+
+
+def tex_cell(cell) -> str:
+    text = tex_escape(str(cell))
+    return rf"\textbf{{{text}}}" if getattr(cell, "bold", False) and cell != "–" else text
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    return frame.map(md_cell).to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def latex(blocks: list[tuple[str | None, pd.DataFrame]], caption: str, label: str, first: str = "l") -> str:
+    """One booktabs table; each block (title, frame) gets a title row when titled."""
+    columns = list(blocks[0][1].columns)
+    align = first + "r" * (len(columns) - 1)
+    lines = [LATEX_PREAMBLE.rstrip("\n"), r"\begin{table*}[t]", r"\centering", r"\small",
+             rf"\caption{{{tex_escape(caption)}}}", rf"\label{{{label}}}", r"\resizebox{\textwidth}{!}{%",
+             rf"\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(tex_escape(str(c)) for c in columns) + r" \\"]
+    for i, (title, frame) in enumerate(blocks):
+        lines.append(r"\midrule")
+        if title:
+            lines.append(rf"\multicolumn{{{len(columns)}}}{{l}}{{\textit{{{tex_escape(title)}}}}} \\")
+            lines.append(r"\midrule")
+        for _, row in frame.iterrows():
+            lines.append(" & ".join(tex_cell(v) for v in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table*}", ""]
+    return "\n".join(lines)
+
+
+def setting_name(dataset: str, model: str) -> str:
+    return f"{dataset} / {model}"
+
+
+def settings_of(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(zip(frame["dataset"], frame["model"])))
+
+
+def write_csv(frame: pd.DataFrame, path) -> None:
+    with io.atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+
+
+# --- main table ----------------------------------------------------------------------------
 
 def order_methods(table: pd.DataFrame, by: str = "RetDev_mean") -> pd.DataFrame:
     """References first (retrained, original), then methods by `by` ascending."""
@@ -20,30 +132,309 @@ def order_methods(table: pd.DataFrame, by: str = "RetDev_mean") -> pd.DataFrame:
             .drop(columns="_rank").reset_index(drop=True))
 
 
-def mean_std(mean: float, std: float, digits: int) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    if std is None or math.isnan(std):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+def _best_flags(block: pd.DataFrame, column: str, how: str) -> pd.Series:
+    values = block[f"{column}_mean"].where(~block["method"].isin(scores.REFERENCES))
+    if values.isna().all():
+        return pd.Series(False, index=block.index)
+    target = values.min() if how == "min" else values.max()
+    return values.round(6) == round(target, 6)
+
+
+def main_blocks(table: pd.DataFrame, columns=MAIN_COLUMNS) -> list[tuple[str, pd.DataFrame]]:
+    blocks = []
+    for (dataset, model), block in table.groupby(["dataset", "model"], sort=False):
+        n = int(block["n_seeds"].max())
+        best = {c: _best_flags(block, c, how) for c, how in BEST.items() if f"{c}_mean" in block}
+        rows = []
+        for idx, r in block.iterrows():
+            row = {"Method": Cell.make(methods.label(r["method"]))}
+            for c, d in columns:
+                text = point_ci(r[f"{c}_mean"], r.get(f"{c}_ci", np.nan), d)
+                row[HEADERS.get(c, c)] = Cell.make(text, bool(best[c][idx]) if c in best else False)
+            rows.append(row)
+        blocks.append((f"{setting_name(dataset, model)} ({n} seed{'s' if n != 1 else ''})", pd.DataFrame(rows)))
+    return blocks
 
 
 def to_markdown(table: pd.DataFrame, columns=MAIN_COLUMNS, title: str = "") -> str:
     parts = [f"# {title}\n"] if title else []
-    for (dataset, model), block in table.groupby(["dataset", "model"], sort=False):
-        n = int(block["n_seeds"].max())
-        rows = [{"Method": methods.label(m),
-                 **{HEADERS.get(c, c): mean_std(r[f"{c}_mean"], r[f"{c}_std"], d) for c, d in columns}}
-                for m, (_, r) in zip(block["method"], block.iterrows())]
-        parts.append(f"## {dataset} / {model} ({n} seed{'s' if n != 1 else ''})\n")
-        parts.append(pd.DataFrame(rows).to_markdown(index=False) + "\n")
+    for name, frame in main_blocks(table, columns):
+        parts.append(f"## {name}\n")
+        parts.append(markdown(frame))
     return "\n".join(parts)
 
 
-def write_main_table(metrics_csv, out_csv, out_md) -> pd.DataFrame:
+MAIN_TITLE = ("Main results: point estimate ± 95 % CI half-width over seeds (t-based). "
+              "RetDev lower is better; Indisc and RTE higher; best method per column in bold")
+
+
+def write_main_table(metrics_csv, out_csv, out_md, out_tex=None) -> pd.DataFrame:
     table = order_methods(scores.summary(scores.read_metrics(metrics_csv)))
-    with io.atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    io.write_text(out_md, to_markdown(table, title="Main results: mean ± std over seeds "
-                                      "(RetDev lower is better, Indisc and RTE higher)"))
+    write_csv(table, out_csv)
+    io.write_text(out_md, to_markdown(table, title=MAIN_TITLE) + _main_legend())
+    if out_tex:
+        io.write_text(out_tex, latex(main_blocks(table), MAIN_TITLE, "tab:main"))
     return table
+
+
+def _main_legend() -> str:
+    return ("\nRA, FA, TA: retain, forget, test accuracy. RR, FR, TR: the same as ratios to the retrained "
+            "model (ratio of means over seeds). RetDev = |RR-1| + |FR-1| + |TR-1|. Indisc = 1 - |2 MIA - 1| "
+            "(test-set population MIA). RTE = retraining seconds / unlearning seconds. "
+            f"{CI_NOTE}; for the ratio scores the half-width of the per-seed values is put around the "
+            "ratio of means. Full precision, std and interval bounds: main.csv.\n")
+
+
+# --- run-time efficiency ---------------------------------------------------------------------
+
+RTE_TITLE = "Run-time efficiency: RTE = retraining seconds / unlearning seconds (higher is faster)"
+
+
+def rte_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Long: per (dataset, model, method) RTE and unlearning seconds with CIs; the
+    retrained row holds the retraining seconds (RTE 1); the original row is left out."""
+    keep = [c for c in table.columns if c.startswith(("RTE_", "seconds_"))]
+    out = table.loc[table["method"] != "original", ["dataset", "model", "method"] + keep + ["n_seeds"]].copy()
+    retrain = out[out["method"] == "retrained"].set_index(["dataset", "model"])["seconds_mean"]
+    out["retrain_seconds"] = out.join(retrain.rename("r"), on=["dataset", "model"])["r"].to_numpy()
+    # methods by geometric-mean RTE over settings, fastest first; retrained first
+    geo = out[out["method"] != "retrained"].groupby("method")["RTE_mean"].apply(lambda x: np.exp(np.log(x).mean()))
+    order = {"retrained": -np.inf, **(-geo).to_dict()}
+    out["_o"] = out["method"].map(order)
+    out = out.sort_values(["_o", "method", "dataset", "model"], kind="stable").drop(columns="_o")
+    return out.reset_index(drop=True)
+
+
+def _wide(long: pd.DataFrame, column: str, settings, digits=None, best: str | None = None) -> pd.DataFrame:
+    methods_ = list(dict.fromkeys(long["method"]))
+    index = long.set_index(["method", "dataset", "model"])
+    rows = []
+    for m in methods_:
+        row = {"Method": Cell.make(methods.label(m) + (" (reference)" if m == "retrained" else ""))}
+        for dataset, model in settings:
+            key = (m, dataset, model)
+            if key not in index.index:
+                row[setting_name(dataset, model)] = Cell.make("–")
+                continue
+            r = index.loc[key]
+            value = r[f"{column}_mean"]
+            is_best = False
+            if best and m not in scores.REFERENCES:
+                others = long[(long["dataset"] == dataset) & (long["model"] == model)
+                              & ~long["method"].isin(scores.REFERENCES)][f"{column}_mean"]
+                is_best = bool(np.isclose(value, others.max() if best == "max" else others.min()))
+            row[setting_name(dataset, model)] = Cell.make(point_ci(value, r[f"{column}_ci"], digits), is_best)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_rte_table(metrics_csv, out_csv, out_md, out_tex) -> pd.DataFrame:
+    long = rte_table(scores.summary(scores.read_metrics(metrics_csv)))
+    write_csv(long, out_csv)
+    settings = settings_of(long)
+    rte = _wide(long, "RTE", settings, digits=1, best="max")
+    seconds = _wide(long, "seconds", settings, best="min")
+    n = int(long["n_seeds"].min()) if len(long) else 0
+    md = [f"# {RTE_TITLE}\n", f"Point ± 95 % t-CI half-width over seeds (at least {n} per entry); "
+          "fastest method per setting in bold. Methods sorted by geometric-mean RTE over settings.\n",
+          "## RTE\n", markdown(rte), "## Unlearning seconds (retrained: retraining seconds)\n", markdown(seconds),
+          "\nOnly the unlearning call is timed (not data loading). RTE is mean retraining seconds / mean "
+          "unlearning seconds per setting; > 1 means faster than retraining.\n"]
+    io.write_text(out_md, "\n".join(md))
+    io.write_text(out_tex, latex([("RTE (higher is faster)", rte), ("Unlearning seconds", seconds)],
+                                 RTE_TITLE + "; " + CI_NOTE, "tab:rte"))
+    return long
+
+
+# --- rankings --------------------------------------------------------------------------------
+
+RANK_TITLE = "Rankings by RetDev (lower is better), Indisc (higher) breaking ties"
+
+
+def rankings_tables(metrics_csv) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame = scores.read_metrics(metrics_csv)
+    ranks = scores.rankings(scores.summary(frame), scores.per_seed(frame))
+    return ranks, scores.mean_ranks(ranks)
+
+
+def rankings_wide(ranks: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
+    settings = settings_of(ranks)
+    models_ = list(dict.fromkeys(ranks["model"]))
+    index = ranks.set_index(["method", "dataset", "model"])
+    rows = []
+    for _, m in means.iterrows():
+        row = {"Method": Cell.make(methods.label(m["method"]))}
+        for dataset, model in settings:
+            key = (m["method"], dataset, model)
+            if key not in index.index:
+                row[setting_name(dataset, model)] = Cell.make("–")
+                continue
+            r = index.loc[key]
+            text = fmt_rank(r["rank"])
+            if "seed_rank_mean" in r and not _missing(r["seed_rank_mean"]):
+                text += f" ({point_ci(r['seed_rank_mean'], r['seed_rank_ci'], 1)})"
+            row[setting_name(dataset, model)] = Cell.make(text, r["rank"] == 1)
+        if len(models_) > 1:
+            for model in models_:
+                row[f"mean rank {model}"] = Cell.make(point_ci(m[f"mean_rank_{model}"], m[f"ci_{model}"], 1))
+        row["mean rank (all)"] = Cell.make(point_ci(m["mean_rank"], m["ci"], 1), m["mean_rank"] == means["mean_rank"].min())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_rankings_table(metrics_csv, out_csv, out_means_csv, out_md, out_tex) -> pd.DataFrame:
+    ranks, means = rankings_tables(metrics_csv)
+    write_csv(ranks, out_csv)
+    write_csv(means, out_means_csv)
+    wide = rankings_wide(ranks, means)
+    note = ("Each setting column: the method's rank among the unlearning methods by the point estimates "
+            "(RetDev compared at 3 decimals, ties broken by higher Indisc), then in brackets its mean rank "
+            "when the same ranking is done seed by seed ± 95 % t-CI over seeds: a wide bracket means single "
+            "seeds would rank the method very differently. Mean-rank columns: mean over the settings of that "
+            "architecture (and over all settings) ± 95 % t-CI over those settings (none from one setting). "
+            "Sorted by the overall mean rank; the original and retrained references are not ranked.\n")
+    io.write_text(out_md, f"# {RANK_TITLE}\n\n{note}\n" + markdown(wide))
+    io.write_text(out_tex, latex([(None, wide)], RANK_TITLE + " (brackets: per-seed mean rank; " + CI_NOTE + ")",
+                                 "tab:rankings"))
+    return ranks
+
+
+# --- critical difference ---------------------------------------------------------------------
+
+CD_TITLE = "Critical-difference rank comparison across settings (Friedman + Nemenyi)"
+CLAIM_BEST = ("msg", "ct")
+CLAIM_BASELINE = ("ngplus", ("ga", "srl"))
+
+
+def cd_analyses(metrics_csv, alpha: float = 0.05) -> tuple[dict, dict]:
+    """(across settings, seeds as blocks) critical-difference analyses of the rankings."""
+    frame = scores.read_metrics(metrics_csv)
+    ranks = scores.rankings(scores.summary(frame))
+    settings = scores.critical_difference(scores.rank_matrix(ranks), alpha)
+    per = scores.per_seed(frame)
+    per = per[~per["method"].isin(scores.REFERENCES)].copy()
+    per["rank"] = scores.rank(per, scores.SETTING + ["seed"], by="RetDev", tie="Indisc")
+    per["block"] = per["dataset"] + "/" + per["model"] + "/seed" + per["seed"].astype(str)
+    seeds = scores.critical_difference(per.pivot(index="block", columns="method", values="rank"), alpha)
+    return settings, seeds
+
+
+def _fmt_p(p) -> str:
+    if _missing(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _p_is(p) -> str:
+    """'p = 0.123' or 'p < 0.001'."""
+    text = _fmt_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def claims(cd: dict) -> list[dict]:
+    """The paper's claims 1 and 2 as tests on `cd` (see critical_difference.md)."""
+    table = cd["table"].set_index("method")
+    testable = not _missing(cd["cd"])
+    out = []
+    present = [m for m in CLAIM_BEST if m in table.index]
+    if present:
+        parts, ok = [], testable
+        for m in present:
+            r = table.loc[m]
+            parts.append(f"{methods.label(m)}: mean rank {r['mean_rank']:.2f}, place {r['place']:.0f} of {cd['k']}, "
+                         f"Nemenyi p vs best {_fmt_p(r['p_vs_best'])}")
+            ok = ok and bool(r["top_group"])
+        top = int(table["top_group"].sum()) if testable else 0
+        if not testable:
+            verdict = "not testable (needs at least 2 settings and 3 methods)"
+        elif ok:
+            verdict = (f"consistent: {' and '.join(methods.label(m) for m in present)} "
+                       f"{'are' if len(present) > 1 else 'is'} in the top group (not significantly worse than the "
+                       f"best-ranked method); the top group holds {top} of {cd['k']} methods")
+        else:
+            worse = [methods.label(m) for m in present if not table.loc[m, "top_group"]]
+            verdict = (f"contradicted: {' and '.join(worse)} {'rank' if len(worse) > 1 else 'ranks'} significantly "
+                       "worse than the best-ranked method")
+        missing = [methods.label(m) for m in CLAIM_BEST if m not in table.index]
+        if missing:
+            verdict += f" ({', '.join(missing)} not run)"
+        out.append({"claim": "MSG and CT are among the best methods (PAPER claim 1)", "evidence": "; ".join(parts),
+                    "verdict": verdict})
+    lead, others = CLAIM_BASELINE
+    if lead in table.index and any(o in table.index for o in others):
+        parts, sig, ahead = [], [], []
+        for o in (o for o in others if o in table.index):
+            p = cd["pvalues"].loc[lead, o] if testable else np.nan
+            better = table.loc[lead, "mean_rank"] < table.loc[o, "mean_rank"]
+            parts.append(f"{methods.label(lead)} {table.loc[lead, 'mean_rank']:.2f} vs {methods.label(o)} "
+                         f"{table.loc[o, 'mean_rank']:.2f} (Nemenyi p {_fmt_p(p)})")
+            sig.append(bool(better and testable and p < cd["alpha"]))
+            ahead.append(methods.label(o) if better else None)
+        direction = (f"{methods.label(lead)} ranks ahead of " + " and ".join(a for a in ahead if a)
+                     if any(ahead) else f"{methods.label(lead)} does not rank ahead")
+        verdict = ("not testable" if not testable else f"significant for all ({direction})" if all(sig)
+                   else f"significant for {sum(sig)} of {len(sig)} ({direction})" if any(sig)
+                   else f"not significant ({direction})")
+        out.append({"claim": "tuned NG+ beats GA and SRL (PAPER claim 2)", "evidence": "; ".join(parts),
+                    "verdict": verdict})
+    return out
+
+
+def _cd_summary(cd: dict, blocks: str) -> str:
+    if _missing(cd["cd"]):
+        return (f"{blocks}: N = {cd['n_blocks']}, k = {cd['k']} methods: not testable (Friedman and Nemenyi "
+                "need at least 2 blocks and 3 methods).")
+    reject = cd["friedman_p"] < cd["alpha"] if not _missing(cd["friedman_p"]) else False
+    detectable = cd["cd"] < cd["max_difference"]
+    return (f"{blocks}: N = {cd['n_blocks']} blocks, k = {cd['k']} methods. Friedman χ² = "
+            f"{cd['friedman_chi2']:.2f}, {_p_is(cd['friedman_p'])} ({'rejects' if reject else 'does not reject'} "
+            f"'all methods rank alike' at α = {cd['alpha']}). Nemenyi critical difference CD = {cd['cd']:.2f} "
+            f"mean-rank units (largest possible difference {cd['max_difference']:.0f}"
+            + ("" if detectable else ": no pair can differ significantly") + ").")
+
+
+def cd_method_table(cd: dict) -> pd.DataFrame:
+    t = cd["table"]
+    return pd.DataFrame({
+        "Method": [Cell.make(methods.label(m)) for m in t["method"]],
+        "mean rank": [Cell.make(point_ci(a, b, 2), bool(g) if not _missing(g) else False)
+                      for a, b, g in zip(t["mean_rank"], t["mean_rank_ci"], t["top_group"])],
+        "place": [Cell.make(f"{p:.0f}") for p in t["place"]],
+        "p vs best": [Cell.make(_fmt_p(p)) for p in t["p_vs_best"]],
+        "top group": [Cell.make("–" if _missing(g) else ("yes" if g else "no")) for g in t["top_group"]],
+        "better than": [Cell.make(str(b)) for b in t["beats"]],
+        "worse than": [Cell.make(str(b)) for b in t["beaten_by"]],
+    })
+
+
+def write_cd_table(metrics_csv, out_csv, out_pvalues, out_md, out_tex, alpha: float = 0.05) -> dict:
+    cd, cd_seeds = cd_analyses(metrics_csv, alpha)
+    table = cd["table"].assign(friedman_chi2=cd["friedman_chi2"], friedman_p=cd["friedman_p"], cd=cd["cd"],
+                               alpha=alpha)
+    write_csv(table, out_csv)
+    with io.atomic_path(out_pvalues) as tmp:
+        cd["pvalues"].to_csv(tmp, float_format="%.6g")
+    found = claims(cd)
+    lines = [f"# {CD_TITLE}\n",
+             "Blocks are the (dataset, model) settings; in each, the unlearning methods are ranked by RetDev "
+             "(Indisc breaking ties, as in rankings.md). The Friedman test asks whether the methods' mean ranks "
+             "differ at all; Nemenyi's post-hoc test compares every pair (p-values in nemenyi_pvalues.csv, from "
+             "scikit-posthocs). Two methods whose mean ranks differ by less than the critical difference (CD) "
+             "are not significantly different. 'top group' = not significantly worse than the best-ranked method.\n",
+             _cd_summary(cd, "Across settings") + "\n",
+             "**Power.** The CD shrinks only with the number of settings N (CD ∝ √(k(k+1)/6N)): with few settings "
+             "only very large rank differences are detectable, so 'not significant' here means 'not shown', not "
+             "'equal'. The paper's grid has N = 10 settings.\n",
+             "## Claims\n", markdown(pd.DataFrame(found)) if found else "The claimed methods were not run.\n",
+             "## Methods\n", markdown(cd_method_table(cd)),
+             "## Sensitivity: seeds as blocks\n",
+             _cd_summary(cd_seeds, "Blocks = setting × seed") + " Seeds of one setting share its data and "
+             "hyperparameters, so this has more power but speaks only for these settings.\n"]
+    found_seeds = claims(cd_seeds)
+    if found_seeds:
+        lines.append(markdown(pd.DataFrame(found_seeds)))
+    io.write_text(out_md, "\n".join(lines))
+    caption = (f"{CD_TITLE}: N = {cd['n_blocks']} settings, Friedman {_p_is(cd['friedman_p'])}, "
+               f"CD = {cd['cd']:.2f}; mean rank ± 95 % t-CI over settings; bold: top group")
+    io.write_text(out_tex, latex([(None, cd_method_table(cd))], caption, "tab:critical-difference"))
+    return cd

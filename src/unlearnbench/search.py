@@ -1,0 +1,475 @@
+"""Hyperparameter search (PAPER.md §5): the four objectives, a generic resumable Optuna
+study runner, the per-trial table, the best-trial selection, and the jobs of the
+`search`, `select_best` and `table_hyperparameters` rules.
+
+The study runner knows nothing about unlearning: it takes `space(trial, epoch_cap) ->
+hp` and `objective(hp) -> 4 floats` (or `objective(hp, trial)` when the objective needs
+the trial, e.g. its number), so U-LiRA's search can reuse it with its own objective.
+
+Reproducibility: the sampler of trial number n is an NSGA-III sampler seeded from
+(sampler_seed, n), and the search job unlearns trial n with a seed derived from
+(model seed, n). A study resumed from its journal therefore never replays the random
+draws of the trials it already holds, and the same config and seed give the same trials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+import re
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+from tqdm import tqdm
+
+from . import io, methods
+
+OBJECTIVES = ("retain_gap", "forget_gap", "val_gap", "mia_gap")
+"""Column names of the 4 objectives, all minimised (PAPER.md §5)."""
+
+MAX_BATCH_SIZE = {"utkface": 128}
+"""Datasets whose trials are pruned when a sampled batch size exceeds the limit (§5)."""
+
+ATTEMPTS_PER_TRIAL = 5
+"""A study gives up after n_trials x this many trials (failed and pruned included)."""
+
+PARAM_PREFIX = "params_"
+ATTR_PREFIX = "user_attrs_"
+
+
+class SearchError(RuntimeError):
+    """A study could not reach its budget of complete trials."""
+
+
+# ----------------------------------------------------------------------------- objectives
+
+
+def objectives(unlearned: Mapping, retrained: Mapping) -> tuple[float, float, float, float]:
+    """(1/3)|RA_u - RA_R|, (1/3)|FA_u - FA_R|, (1/3)|VA_u - VA_R|, 2|MIA_val_u - 0.5|.
+
+    `unlearned` and `retrained` are metrics dicts as jobs.py writes them (keys
+    retain_acc, forget_acc, val_acc, val_mia). The last term is 1 - Indisc(val MIA)."""
+    gaps = tuple(abs(float(unlearned[k]) - float(retrained[k])) / 3.0
+                 for k in ("retain_acc", "forget_acc", "val_acc"))
+    return (*gaps, 2.0 * abs(float(unlearned["val_mia"]) - 0.5))
+
+
+def derived_seed(seed: int, number: int) -> int:
+    """A 32-bit seed derived from (seed, trial number), independent across numbers."""
+    return int(np.random.SeedSequence([int(seed), int(number)]).generate_state(1)[0])
+
+
+# ----------------------------------------------------------------------------- the study
+
+
+def _repair_journal(path: Path, log: Callable) -> None:
+    """Drop a torn last line (a write cut by a kill) so that appending stays valid."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return
+    keep = data.rfind(b"\n") + 1
+    log(f"journal {path}: dropping a torn last record ({len(data) - keep} bytes)")
+    with open(path, "r+b") as fh:
+        fh.truncate(keep)
+
+
+def _storage(path: Path) -> optuna.storages.JournalStorage:
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+
+
+def open_study(storage_path, study_name: str, n_objectives: int = len(OBJECTIVES),
+               metric_names: Sequence[str] | None = OBJECTIVES, fingerprint: str | None = None,
+               log: Callable = print) -> optuna.Study:
+    """Create or resume the study `study_name` in the journal file `storage_path`.
+
+    `fingerprint` identifies what the trials were computed from (inputs, settings): a
+    journal whose study carries another fingerprint is stale and is started afresh."""
+    path = Path(storage_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _repair_journal(path, log)
+    directions = ["minimize"] * n_objectives
+    study = optuna.create_study(storage=_storage(path), study_name=study_name, directions=directions,
+                                load_if_exists=True)
+    stale = None
+    if [d.name for d in study.directions] != [d.upper() for d in directions]:
+        stale = "its objectives differ"
+    elif fingerprint is not None and study.user_attrs.get("fingerprint", fingerprint) != fingerprint:
+        stale = "its inputs or settings changed"
+    if stale:
+        log(f"journal {path}: {stale}; starting the study afresh")
+        path.unlink()
+        Path(str(path) + ".lock").unlink(missing_ok=True)
+        study = optuna.create_study(storage=_storage(path), study_name=study_name, directions=directions)
+    if fingerprint is not None and "fingerprint" not in study.user_attrs:
+        study.set_user_attr("fingerprint", fingerprint)
+    if metric_names is not None and study.metric_names is None:
+        study.set_metric_names(list(metric_names))
+    return study
+
+
+def _fail_interrupted(study: optuna.Study, log: Callable) -> None:
+    """Trials left RUNNING by a killed run (one writer per journal) become FAIL."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+        study._storage.set_trial_user_attr(trial._trial_id, "reason", "interrupted (the job was killed)")
+        study.tell(trial.number, state=TrialState.FAIL)
+        log(f"trial {trial.number}: interrupted by a previous run, recorded as FAIL")
+
+
+def count(study: optuna.Study, state: TrialState = TrialState.COMPLETE) -> int:
+    return len(study.get_trials(deepcopy=False, states=(state,)))
+
+
+def _takes_trial(objective: Callable) -> bool:
+    try:
+        inspect.signature(objective).bind(None, None)
+        return True
+    except TypeError:
+        return False
+    except ValueError:  # no signature (builtins): call with hp only
+        return False
+
+
+def run_study(objective: Callable, space: Callable, n_trials: int, storage_path, study_name: str,
+              sampler_seed: int, epoch_cap: int, progress: bool = True, *, max_attempts: int | None = None,
+              metric_names: Sequence[str] | None = OBJECTIVES, fingerprint: str | None = None,
+              log: Callable = print) -> optuna.Study:
+    """Run (or resume) a multi-objective study until it holds `n_trials` COMPLETE trials.
+
+    Each trial: hp = space(trial, epoch_cap); values = objective(hp) (or objective(hp,
+    trial) if it takes two arguments); every value is minimised. A trial whose objective
+    raises, or returns a non-finite value, is FAIL with its reason in the user attribute
+    "reason"; optuna.TrialPruned makes it PRUNED. Neither counts towards the budget.
+    The study lives in a JournalFileBackend at `storage_path` and is resumed from it.
+    Gives up with SearchError once the study holds `max_attempts` (default n_trials x 5)
+    trials without reaching the budget. One writer per journal is assumed."""
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    max_attempts = max_attempts or n_trials * ATTEMPTS_PER_TRIAL
+    n_objectives = len(metric_names) if metric_names is not None else len(OBJECTIVES)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if progress and log is print:  # keep log lines apart from the progress bar
+        def log(message):
+            tqdm.write(message, file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study = open_study(storage_path, study_name, n_objectives, metric_names, fingerprint, log)
+        _fail_interrupted(study, log)
+        with_trial = _takes_trial(objective)
+        done = count(study)
+        if done:
+            log(f"study {study_name}: resuming with {done} complete of {len(study.trials)} trials")
+        bar = tqdm(total=n_trials, initial=min(done, n_trials), desc=study_name, file=sys.stderr,
+                   disable=not progress, unit="trial", dynamic_ncols=True)
+        try:
+            while done < n_trials:
+                attempts = len(study.get_trials(deepcopy=False))
+                if attempts >= max_attempts:
+                    raise SearchError(_give_up_message(study, study_name, n_trials, max_attempts, storage_path))
+                state = _one_trial(study, objective, space, epoch_cap, sampler_seed, attempts, n_objectives,
+                                   with_trial, log)
+                if state == TrialState.COMPLETE:
+                    done += 1
+                    bar.update(1)
+                bar.set_postfix(failed=count(study, TrialState.FAIL), pruned=count(study, TrialState.PRUNED))
+        finally:
+            bar.close()
+    return study
+
+
+def _one_trial(study, objective, space, epoch_cap, sampler_seed, number, n_objectives, with_trial, log):
+    study.sampler = optuna.samplers.NSGAIIISampler(seed=derived_seed(sampler_seed, number))
+    trial = study.ask()
+    if trial.number != number:  # another writer: seeds would no longer follow numbers
+        raise SearchError(f"trial number {trial.number}, expected {number}: is another process using "
+                          "this journal?")
+    start = time.perf_counter()
+    try:
+        hp = space(trial, epoch_cap)
+        values = objective(hp, trial) if with_trial else objective(hp)
+        values = [float(v) for v in values]
+    except optuna.TrialPruned as err:
+        return _finish(study, trial, TrialState.PRUNED, None, f"pruned: {err}", start, log)
+    except Exception as err:  # any failure of one trial is recorded, not fatal (§5)
+        log(traceback.format_exc().rstrip())
+        return _finish(study, trial, TrialState.FAIL, None, f"{type(err).__name__}: {err}", start, log)
+    except BaseException:  # KeyboardInterrupt, SystemExit: record, then stop
+        _finish(study, trial, TrialState.FAIL, None, "interrupted", start, log)
+        raise
+    if len(values) != n_objectives:
+        reason = f"the objective returned {len(values)} values, expected {n_objectives}"
+        return _finish(study, trial, TrialState.FAIL, None, reason, start, log)
+    if not all(math.isfinite(v) for v in values):
+        return _finish(study, trial, TrialState.FAIL, None, f"non-finite objective values {values}", start, log)
+    return _finish(study, trial, TrialState.COMPLETE, values, None, start, log)
+
+
+def _finish(study, trial, state, values, reason, start, log):
+    if reason is not None:
+        trial.set_user_attr("reason", reason[:500])
+    study.tell(trial, values, state=state)
+    seconds = time.perf_counter() - start
+    shown = "" if values is None else " objectives " + ", ".join(f"{v:.4f}" for v in values) + \
+        f" norm {math.hypot(*values):.4f}"
+    log(f"trial {trial.number} {state.name} in {seconds:.2f} s{shown} params {trial.params}"
+        + (f" ({reason})" if reason else ""))
+    return state
+
+
+def _give_up_message(study, name, n_trials, max_attempts, storage_path) -> str:
+    reasons = [t.user_attrs.get("reason", t.state.name) for t in study.get_trials(deepcopy=False)
+               if t.state != TrialState.COMPLETE][-3:]
+    return (f"study {name}: only {count(study)} of {n_trials} trials complete after {max_attempts} attempts "
+            f"(last reasons: {'; '.join(reasons) or 'none'}). Fix the cause and rerun to continue, or "
+            f"delete {storage_path} to start over.")
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def trials_frame(study: optuna.Study, n_trials: int | None = None) -> pd.DataFrame:
+    """One row per trial: number, state, params_* (one column per param), the objectives
+    (by the study's metric names), their Euclidean norm, seconds, and user_attrs_*.
+    With `n_trials`, trials after the n-th complete one are left out, so a study that
+    ran past a lowered budget reports exactly that budget."""
+    names = study.metric_names or [f"values_{i}" for i in range(len(study.directions))]
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    if n_trials is not None:
+        complete = [t.number for t in trials if t.state == TrialState.COMPLETE]
+        if len(complete) >= n_trials:
+            trials = [t for t in trials if t.number <= complete[n_trials - 1]]
+    params = sorted({p for t in trials for p in t.params})
+    attrs = sorted({a for t in trials for a in t.user_attrs})
+    rows = []
+    for t in trials:
+        values = t.values if t.state == TrialState.COMPLETE and t.values else [math.nan] * len(names)
+        duration = t.duration.total_seconds() if t.duration is not None else math.nan
+        rows.append({"number": t.number, "state": t.state.name,
+                     **{PARAM_PREFIX + p: t.params.get(p, math.nan) for p in params},
+                     **dict(zip(names, values)), "norm": math.hypot(*values), "seconds": duration,
+                     **{ATTR_PREFIX + a: t.user_attrs.get(a) for a in attrs}})
+    columns = ["number", "state", *(PARAM_PREFIX + p for p in params), *names, "norm", "seconds",
+               *(ATTR_PREFIX + a for a in attrs)]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _python(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def select_best(frames: Mapping[int, pd.DataFrame], method: str | None = None,
+                objective_names: Sequence[str] = OBJECTIVES) -> dict:
+    """Over the COMPLETE trials of every search seed's study, the one with the smallest
+    Euclidean norm of its objectives; ties go to the lowest seed, then trial number.
+    Returns {"method", "params", "seed", "trial", "norm", "objectives"}."""
+    candidates = []
+    for seed, frame in frames.items():
+        missing = [c for c in ("number", "state", *objective_names) if c not in frame.columns]
+        if missing:
+            raise ValueError(f"trials of seed {seed} lack column(s) {', '.join(missing)}")
+        done = frame[frame["state"] == "COMPLETE"]
+        values = done[list(objective_names)].to_numpy(dtype=float)
+        for index, number, vals in zip(done.index, done["number"], values):
+            if np.all(np.isfinite(vals)):
+                candidates.append((float(np.linalg.norm(vals)), int(seed), int(number), index, vals))
+    if not candidates:
+        raise ValueError(f"no complete trial to choose from{f' for {method}' if method else ''} "
+                         f"(seeds {', '.join(map(str, frames))})")
+    norm, seed, number, index, vals = min(candidates, key=lambda c: c[:3])
+    frame = next(f for s, f in frames.items() if int(s) == seed)
+    params = {}
+    for column in frame.columns:
+        value = _python(frame.at[index, column])  # the column's dtype: ints stay ints
+        if column.startswith(PARAM_PREFIX) and not (isinstance(value, float) and math.isnan(value)):
+            params[column[len(PARAM_PREFIX):]] = value
+    return {"method": method, "params": params, "seed": seed, "trial": number, "norm": norm,
+            "objectives": dict(zip(objective_names, map(float, vals)))}
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def journal_path(out_csv) -> Path:
+    """The study journal beside the trials CSV (seed{seed}.journal); not a rule output,
+    so a killed or rerun job continues the study."""
+    return Path(out_csv).with_suffix(".journal")
+
+
+def oversized_batches(hp: Mapping, limit: int | None) -> dict:
+    return {k: v for k, v in hp.items() if limit and k.endswith("batch_size") and int(v) > limit}
+
+
+def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap: int, original,
+               retrained_metrics, out_csv, journal=None, method_params: Mapping | None = None,
+               progress: bool = True) -> pd.DataFrame:
+    """One study of (dataset, model, method, search seed): each trial unlearns a copy of
+    the seed's original with the trial's hyperparameters (unsampled ones: the method's
+    defaults updated with `method_params`), evaluates it and scores it against the
+    retrained model's metrics of the same seed. Writes the trials CSV atomically."""
+    from .jobs import unlearn_copy  # jobs imports torch-heavy modules; keep search.py light
+
+    journal = Path(journal) if journal else journal_path(out_csv)
+    base = dict(method_params or {})
+    methods.hyperparameters(method, base)  # unknown keys fail before any trial
+    retrained = io.read_json(retrained_metrics)
+    missing = [k for k in ("retain_acc", "forget_acc", "val_acc", "val_mia") if k not in retrained]
+    if missing:
+        raise io.CorruptFileError(f"{retrained_metrics} lacks {', '.join(missing)}")
+    net = ctx.model(model, original)
+    limit = MAX_BATCH_SIZE.get(ctx.dataset)
+
+    def objective(hp: dict, trial) -> tuple:
+        too_big = oversized_batches(hp, limit)
+        if too_big:
+            raise optuna.TrialPruned(f"batch size {too_big} > {limit} on {ctx.dataset}")
+        unlearn_seed = derived_seed(seed, trial.number)
+        unlearned, seconds = unlearn_copy(ctx, net, method, {**base, **hp}, unlearn_seed)
+        metrics = ctx.evaluate(unlearned)
+        for key, value in {"unlearn_seed": unlearn_seed, "unlearn_seconds": seconds, **metrics}.items():
+            trial.set_user_attr(key, value)
+        return objectives(metrics, retrained)
+
+    fingerprint = hashlib.sha256(json.dumps({
+        "dataset": ctx.dataset, "model": model, "method": method, "seed": seed, "epoch_cap": epoch_cap,
+        "method_params": base, "max_batch_size": limit, "original": _sha256(original),
+        "retrained": {k: retrained[k] for k in ("retain_acc", "forget_acc", "val_acc", "val_mia")},
+    }, sort_keys=True, default=str).encode()).hexdigest()
+    name = f"{ctx.dataset}/{model}/{method}/seed{seed}"
+    study = run_study(objective, methods.get(method).search_space, n_trials, journal, name, seed, epoch_cap,
+                      progress, fingerprint=fingerprint)
+    frame = trials_frame(study, n_trials)
+    with io.atomic_path(out_csv) as tmp:
+        frame.to_csv(tmp, index=False)
+    done = frame[frame["state"] == "COMPLETE"]
+    print(f"{name}: {len(done)} complete of {len(frame)} trials; mean {done['seconds'].mean():.2f} s "
+          f"per complete trial")
+    return frame
+
+
+def read_trials(path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise io.CorruptFileError(f"{path}: not a trials CSV ({err})") from err
+    missing = [c for c in ("number", "state", *OBJECTIVES) if c not in frame.columns]
+    if missing:
+        raise io.CorruptFileError(f"{path} lacks column(s) {', '.join(missing)}")
+    return frame
+
+
+_CSV = re.compile(r"(?P<dataset>[^/]+)/(?P<model>[^/]+)/search/(?P<method>[^/]+)/seed(?P<seed>\d+)\.csv$")
+
+
+def select_best_job(csvs: Sequence, out_json, method: str | None = None) -> dict:
+    """best.json of one (dataset, model, method) from its per-seed trials CSVs."""
+    frames, paths, where = {}, {}, {}
+    for path in csvs:
+        match = _CSV.search(Path(path).as_posix())
+        if not match:
+            raise ValueError(f"not a search trials path: {path}")
+        where = match.groupdict()
+        paths[int(where["seed"])] = Path(path).as_posix()
+        frames[int(where["seed"])] = read_trials(path)
+    method = method or where.get("method")
+    best = select_best(frames, method)
+    defaults = methods.get(method).DEFAULTS if method in methods.names() else {}
+    for key, value in best["params"].items():  # CSV round trip: ints back to ints
+        if isinstance(defaults.get(key), int) and not isinstance(defaults.get(key), bool):
+            best["params"][key] = int(round(value))
+    best.update({
+        "dataset": where.get("dataset"), "model": where.get("model"),
+        "search_seeds": sorted(frames),
+        "complete_trials": {str(s): int((f["state"] == "COMPLETE").sum()) for s, f in sorted(frames.items())},
+        "source": f"{paths[best['seed']]} trial {best['trial']}",
+    })
+    io.write_json(out_json, best)
+    print(best)
+    return best
+
+
+def chosen_hyperparameters(method: str, method_params: Mapping | None = None, best_json=None) -> tuple[dict, dict]:
+    """The overrides of the method defaults for a final unlearning run, and where they
+    came from: the search's chosen trial wins over `method_params`, which win over the
+    defaults."""
+    overrides = dict(method_params or {})
+    if best_json is None:
+        return overrides, {"from": "method_params" if overrides else "defaults"}
+    best = io.read_json(best_json)
+    if best.get("method") not in (None, method):
+        raise io.CorruptFileError(f"{best_json} holds the choice for {best['method']!r}, not {method!r}")
+    overrides.update(best["params"])
+    return overrides, {"from": "search", "file": Path(best_json).as_posix(), "search_seed": best["seed"],
+                       "trial": best["trial"], "norm": best["norm"]}
+
+
+def unlearn_job(ctx, model: str, method: str, seed: int, method_params, original, out_metrics,
+                out_model=None, best_json=None) -> dict:
+    """jobs.unlearn_and_evaluate with the hyperparameters of chosen_hyperparameters, and
+    their origin recorded in the metrics JSON under "hyperparameters_source"."""
+    from .jobs import unlearn_and_evaluate
+
+    hp, source = chosen_hyperparameters(method, method_params, best_json)
+    print(f"hyperparameters from {source}: {methods.hyperparameters(method, hp)}")
+    with io.atomic_path(out_metrics) as tmp:
+        metrics = unlearn_and_evaluate(ctx, model, method, seed, hp, original, tmp, out_model)
+        metrics["hyperparameters_source"] = source
+        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return metrics
+
+
+def _format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def write_hyperparameters_table(best_jsons: Sequence, out_csv, out_md) -> pd.DataFrame:
+    """results/tables/hyperparameters.{csv,md}: the chosen setting per dataset, model and
+    method (searched parameters; the rest are the method defaults)."""
+    rows = []
+    for path in best_jsons:
+        best = io.read_json(path)
+        rows.append({"dataset": best.get("dataset"), "model": best.get("model"), "method": best["method"],
+                     "search_seed": best["seed"], "trial": best["trial"], "norm": best["norm"],
+                     **best["objectives"], "params": json.dumps(best["params"], sort_keys=True)})
+    columns = ["dataset", "model", "method", "search_seed", "trial", "norm", *OBJECTIVES, "params"]
+    table = pd.DataFrame(rows, columns=columns)
+    rank = {m: i for i, m in enumerate(methods.names())}
+    table = (table.assign(_rank=table["method"].map(rank)).sort_values(["dataset", "model", "_rank"], kind="stable")
+             .drop(columns="_rank").reset_index(drop=True))
+    with io.atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    parts = ["# Chosen hyperparameters (smallest norm of the 4 search objectives over the search seeds; "
+             "parameters not listed keep the method defaults)\n"]
+    for (dataset, model), block in table.groupby(["dataset", "model"], sort=False):
+        shown = pd.DataFrame({
+            "Method": [methods.label(m) for m in block["method"]],
+            "Setting": [", ".join(f"{k}={_format_value(v)}" for k, v in json.loads(p).items()) or "(defaults)"
+                        for p in block["params"]],
+            "Seed": block["search_seed"].to_numpy(), "Trial": block["trial"].to_numpy(),
+            "Norm": [f"{v:.4f}" for v in block["norm"]]})
+        parts.append(f"## {dataset} / {model}\n")
+        parts.append(shown.to_markdown(index=False) + "\n")
+    io.write_text(out_md, "\n".join(parts))
+    return table

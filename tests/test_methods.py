@@ -1,0 +1,135 @@
+"""Every registered method on every registry model: the contract of METHODS.md."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unlearnbench import methods, models
+from unlearnbench.batches import Split
+from unlearnbench.methods import DataAccessError
+
+from conftest import tiny_split
+
+ALL = methods.names()
+PAPER = ["ft", "ga", "srl", "ngplus", "scrub", "bt", "salun", "ff", "iu", "cfk", "euk", "fcs", "msg", "cfw",
+         "prmq", "ct", "kde", "rni"]
+
+
+def tiny_hp(name: str) -> dict:
+    """The method's defaults shrunk so a run takes a moment: one epoch, small batches."""
+    hp = {}
+    for key, value in methods.get(name).DEFAULTS.items():
+        if key == "epochs" or key.endswith("_epochs"):
+            hp[key] = type(value)(1) if key != "reset_epoch" else value
+        elif key.endswith("batch_size"):
+            hp[key] = 8
+    if name == "rni":
+        hp.update(epochs=2, fine_epochs=1, reset_epoch=1)
+    return hp
+
+
+class Guarded(Split):
+    """A split that records every read of its images or labels."""
+
+    def __init__(self, split: Split, name: str, log: set):
+        super().__init__(split.images, split.labels, split.spec)
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_log", log)
+
+    def __getattribute__(self, attr):
+        if attr in ("images", "labels", "batches", "subset"):
+            object.__getattribute__(self, "_log").add(object.__getattribute__(self, "_name"))
+        return object.__getattribute__(self, attr)
+
+
+def splits_for_test(seed: int = 0) -> dict[str, Split]:
+    return {"retain": tiny_split(24, seed + 1), "forget": tiny_split(12, seed + 2), "val": tiny_split(12, seed + 3),
+            "test": tiny_split(12, seed + 4)}
+
+
+def test_registry_holds_the_eighteen_methods_in_paper_order():
+    assert ALL == PAPER
+    assert {methods.label(n) for n in ("ngplus", "salun", "cfk", "euk")} == {"NG+", "SalUn", "CF-k", "EU-k"}
+
+
+@pytest.mark.parametrize(
+    "name, reads",
+    [("ct", {"retain"}), ("ft", {"retain"}), ("cfk", {"retain"}), ("euk", {"retain"}), ("cfw", {"retain"}),
+     ("prmq", {"retain"}), ("rni", {"retain"}), ("ff", {"retain"}), ("ga", {"forget"}),
+     ("kde", {"retain", "val"})],
+)
+def test_declared_data_access(name, reads):
+    assert set(methods.get(name).READS) == reads
+
+
+def test_only_kde_and_scrub_read_validation_data():
+    """METHODS.md: KDE is the only method that trains on D_v; SCRUB reads D_v only to
+    measure the error its rewinding rule compares against."""
+    assert [n for n in ALL if "val" in methods.get(n).READS] == ["scrub", "kde"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_method_reads_only_its_splits(name):
+    """Run the method on guarded splits: the splits it is not listed with are never
+    handed to it, and asking for one raises."""
+    log: set = set()
+    splits = {k: Guarded(v, k, log) for k, v in splits_for_test().items()}
+    net = models.build("smallcnn", 10, seed=0)
+    methods.run(name, net, splits, 10, tiny_hp(name), torch.Generator().manual_seed(0))
+    assert log <= set(methods.get(name).READS), f"{name} read {log - set(methods.get(name).READS)}"
+    data = methods.UnlearnData.restricted(name, methods.get(name).READS, splits_for_test(), 10)
+    for split in {"retain", "forget", "val"} - set(methods.get(name).READS):
+        with pytest.raises(DataAccessError, match=split):
+            getattr(data, split)
+
+
+def _state(net):
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+@pytest.mark.parametrize("model", models.MODEL_NAMES)
+@pytest.mark.parametrize("name", ALL)
+def test_method_runs_keeps_keys_and_changes_weights(name, model):
+    original = models.build(model, 10, seed=0)
+    before = _state(original)
+    net, seconds = methods.run(name, original, splits_for_test(), 10, tiny_hp(name), torch.Generator().manual_seed(0))
+    after = _state(net)
+    assert list(after) == list(before), "state-dict keys changed"
+    assert seconds > 0
+    changed = [k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])]
+    assert changed, f"{name} left every weight of {model} unchanged"
+    assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_method_is_deterministic_for_a_fixed_seed(name):
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        net, _ = methods.run(name, models.build("smallcnn", 10, seed=0), splits_for_test(), 10, tiny_hp(name),
+                             torch.Generator().manual_seed(5))
+        runs.append(_state(net))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_search_space_keys_are_hyperparameters(name):
+    import optuna
+
+    trial = optuna.trial.FixedTrial({})  # not used: inspect the space through a real study
+    study = optuna.create_study(directions=["minimize"] * 4)
+    trial = study.ask()
+    space = methods.get(name).search_space(trial, 4)
+    assert set(space) <= set(methods.get(name).DEFAULTS)
+    assert 1 <= space.get("epochs", 1) <= 4
+
+
+def test_unknown_hyperparameter_is_refused():
+    with pytest.raises(KeyError, match="valid: batch_size, epochs, lr"):
+        methods.hyperparameters("ft", {"epoch": 3})
+
+
+def test_unknown_method_lists_valid_names():
+    with pytest.raises(KeyError, match="valid: ft, ga, srl"):
+        methods.get("magic")

@@ -1,0 +1,33 @@
+"""The conda environment mirrors pyproject's dependencies; every rule names it."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+from conftest import REPO
+
+
+def _pip_requirements(env: dict) -> list[str]:
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict) and "pip" in dep:
+            return [r for r in dep["pip"] if not r.startswith("-e")]
+    return []
+
+
+def test_conda_env_mirrors_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((REPO / "envs/unlearnbench.yaml").read_text())
+    assert sorted(_pip_requirements(env)) == sorted(project["dependencies"])
+
+
+def test_every_rule_names_the_conda_env_and_a_log():
+    for smk in sorted((REPO / "workflow/rules").glob("*.smk")):
+        text = smk.read_text()
+        rules = re.split(r"^rule ", text, flags=re.M)[1:]
+        for body in rules:
+            name = body.split(":", 1)[0]
+            assert "conda:" in body and "ENV" in body, f"rule {name} in {smk.name} lacks conda: ENV"
+            assert "log:" in body, f"rule {name} in {smk.name} lacks log:"
