@@ -47,5 +47,6 @@ def make_gallery(pngs, outs, width: int = 900, footer: str = "") -> None:
             draw = ImageDraw.Draw(canvas)
             draw.text((6, image.height + 4), footer, fill=(90, 90, 90), font=font)
             image = canvas
+        image = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
         with io.atomic_path(dst) as tmp:
             image.save(tmp, format="PNG", optimize=True)

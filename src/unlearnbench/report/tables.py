@@ -80,7 +80,10 @@ def tex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
                  ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
         text = text.replace(a, b)
-    return text.replace("±", r"$\pm$").replace("–", "--").replace("χ²", r"$\chi^2$").replace("α", r"$\alpha$")
+    for a, b in (("<", r"$<$"), (">", r"$>$"), ("±", r"$\pm$"), ("–", "--"), ("χ²", r"$\chi^2$"), ("α", r"$\alpha$"),
+                 ("×", r"$\times$")):
+        text = text.replace(a, b)
+    return text
 
 
 def tex_cell(cell) -> str:

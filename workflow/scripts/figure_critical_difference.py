@@ -1,0 +1,7 @@
+"""figures/critical_difference.{png,pdf}."""
+
+from unlearnbench.jobs import logging_to
+from unlearnbench.report.figures import critical_difference
+
+with logging_to(snakemake.log[0]):
+    critical_difference(snakemake.input.cd, snakemake.input.pvalues, snakemake.output.png, snakemake.output.pdf)

@@ -1,0 +1,7 @@
+"""figures/rank_heatmap.{png,pdf}."""
+
+from unlearnbench.jobs import logging_to
+from unlearnbench.report.figures import rank_heatmap
+
+with logging_to(snakemake.log[0]):
+    rank_heatmap(snakemake.input.ranks, snakemake.input.means, snakemake.output.png, snakemake.output.pdf)

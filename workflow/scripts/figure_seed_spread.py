@@ -1,0 +1,7 @@
+"""figures/seed_spread.{png,pdf}."""
+
+from unlearnbench.jobs import logging_to
+from unlearnbench.report.figures import seed_spread
+
+with logging_to(snakemake.log[0]):
+    seed_spread(snakemake.input[0], snakemake.output.png, snakemake.output.pdf)

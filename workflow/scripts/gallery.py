@@ -1,0 +1,8 @@
+"""docs/gallery/*.png: downsized copies of the figures for README, labelled with their data."""
+
+from unlearnbench.jobs import logging_to
+from unlearnbench.report.gallery import describe_metrics, make_gallery
+
+with logging_to(snakemake.log[0]):
+    make_gallery(snakemake.input.figures, snakemake.output, width=snakemake.params.width,
+                 footer=describe_metrics(snakemake.input.metrics))

@@ -1,0 +1,8 @@
+"""results/tables/critical_difference.{csv,md,tex} and nemenyi_pvalues.csv: Friedman + Nemenyi."""
+
+from unlearnbench.jobs import logging_to
+from unlearnbench.report.tables import write_cd_table
+
+with logging_to(snakemake.log[0]):
+    write_cd_table(snakemake.input[0], snakemake.output.csv, snakemake.output.pvalues, snakemake.output.md,
+                   snakemake.output.tex)

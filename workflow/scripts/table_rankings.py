@@ -1,0 +1,8 @@
+"""results/tables/rankings.{csv,md,tex} and mean_ranks.csv: ranks per setting, mean ranks."""
+
+from unlearnbench.jobs import logging_to
+from unlearnbench.report.tables import write_rankings_table
+
+with logging_to(snakemake.log[0]):
+    write_rankings_table(snakemake.input[0], snakemake.output.csv, snakemake.output.means, snakemake.output.md,
+                         snakemake.output.tex)

@@ -1,0 +1,7 @@
+"""results/tables/rte.{csv,md,tex}: run-time efficiency and unlearning seconds per method and setting."""
+
+from unlearnbench.jobs import logging_to
+from unlearnbench.report.tables import write_rte_table
+
+with logging_to(snakemake.log[0]):
+    write_rte_table(snakemake.input[0], snakemake.output.csv, snakemake.output.md, snakemake.output.tex)
