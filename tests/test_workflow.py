@@ -23,6 +23,7 @@ TINY = {
     "methods": ["ft", "ga", "ct"],
     "training": {"digits": {"epochs": 15}},
     "search": {"trials": 0},
+    "ulira": {"enabled": False},
     "device": "cpu",
 }
 TIMING = ["seconds"]

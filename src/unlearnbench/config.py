@@ -130,6 +130,14 @@ def validate_ulira(config: dict) -> dict:
         raise ConfigError(f"config error at ulira.target_splits: {bad} not below splits ({u['splits']})")
     if u["search_splits"] is None:
         u["search_splits"] = min(32, u["splits"])
+    if u["search_trials"] == 0 and config["search"]["trials"] > 0:  # the main search's best.json is used
+        missing = [f"{key} {name!r}" for key, names in (("dataset", [u["dataset"]]), ("model", [u["model"]]),
+                                                         ("method", u["methods"]))
+                   for name in names if name not in config[f"{key}s"]]
+        if missing:
+            raise ConfigError(f"config error at ulira: with search.trials > 0 and ulira.search_trials 0, U-LiRA "
+                              f"uses the main search's choices, which cover no {', '.join(missing)}; add them to "
+                              "datasets/models/methods or set ulira.search_trials")
     if u["search_splits"] > u["splits"]:
         raise ConfigError(f"config error at ulira.search_splits: {u['search_splits']} > splits ({u['splits']})")
     return config

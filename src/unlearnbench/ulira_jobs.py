@@ -17,6 +17,7 @@ Files:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -191,19 +192,6 @@ def train_shadow_split(ctx: ShadowContext, model: str, split: int, recipe: dict,
     save_states(out_weights, originals, {"dataset": ctx.dataset, "model": model, "split": split})
 
 
-def hyperparameters_for(method: str, method_params: Mapping | None = None, best_json=None) -> tuple[dict, dict]:
-    """Overrides of the method defaults and where they came from: a search's chosen
-    trial (best.json, key "params") wins over the config's method_params."""
-    overrides = dict(method_params or {})
-    if best_json is None:
-        return overrides, {"from": "method_params" if overrides else "defaults"}
-    best = io.read_json(best_json)
-    if best.get("method") not in (None, method):
-        raise io.CorruptFileError(f"{best_json} holds the choice for {best['method']!r}, not {method!r}")
-    overrides.update(best["params"])
-    return overrides, {"from": "search", "file": Path(best_json).as_posix()}
-
-
 def unlearn_shadow_split(ctx: ShadowContext, model: str, method: str, split: int, hp: dict, weights, out_bank,
                          hp_source: dict | None = None) -> None:
     """Unlearn the F originals of one split with `method`; keep only their logits."""
@@ -227,7 +215,8 @@ def unlearn_shadow_split(ctx: ShadowContext, model: str, method: str, split: int
 
 
 def attack_job(design_path, bank_paths: Sequence, kind: str, out_scores, out_json, statistic: str = "logit",
-               min_samples: int = 32, targets: Sequence[int] | None = None, holdout: bool = True) -> dict:
+               min_samples: int = 32, targets: Sequence[int] | None = None, holdout: bool = True,
+               model: str = "") -> dict:
     """Score the models of one kind (a method, original or retrained) from its banks
     (one per split, in split order); write the per-example scores and the metrics."""
     design = ulira.Design.load(design_path)
@@ -243,7 +232,7 @@ def attack_job(design_path, bank_paths: Sequence, kind: str, out_scores, out_jso
         seconds.extend(bank["seconds"].tolist())
     scores = ulira.score(values, design, min_samples, targets, holdout)
     ulira.save_npz_compressed(out_scores, **scores.arrays(), kind=np.array(kind))
-    metrics = {"dataset": str(arrays.get("dataset", "")), "kind": kind, "statistic": statistic,
+    metrics = {"dataset": str(arrays.get("dataset", "")), "model": model, "kind": kind, "statistic": statistic,
                "min_samples": int(min_samples), "holdout": bool(holdout), "splits": design.n_splits,
                "forget_sets": design.n_forget_sets, "target_splits": scores.targets.tolist(),
                **ulira.summarise(scores),
@@ -279,13 +268,12 @@ TABLE_COLUMNS = [("accuracy", "Acc. (P>0.5)"), ("best_balanced_accuracy", "Best 
                  ("forget_acc", "FA"), ("out_acc", "OUT acc.")]
 
 
-def write_table(json_paths: Sequence, out_csv, out_md, model: str = "") -> "pd.DataFrame":
+def write_table(json_paths: Sequence, out_csv, out_md) -> "pd.DataFrame":
+    """results/tables/ulira.{csv,md} from the attack jobs' metrics JSONs."""
     import pandas as pd
 
     rows = [io.read_json(p) for p in json_paths]
-    table = pd.DataFrame(rows)
-    table.insert(1, "model", model)
-    table = table.rename(columns={"kind": "method"})
+    table = pd.DataFrame(rows).rename(columns={"kind": "method"})
     order = kind_order(list(table["method"]))
     table = table.set_index("method").loc[order].reset_index()
     front = ["dataset", "model", "method"]
@@ -293,7 +281,7 @@ def write_table(json_paths: Sequence, out_csv, out_md, model: str = "") -> "pd.D
     with io.atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     first = rows[0]
-    lines = [f"# U-LiRA: {first['dataset']} / {model}\n",
+    lines = [f"# U-LiRA: {first['dataset']} / {first.get('model', '')}\n",
              f"{first['splits']} splits x {first['forget_sets']} forget sets; statistic `{first['statistic']}`; "
              f"per-example variance from {first['min_samples']} values on a side, global below; "
              + ("each target split scored with fits over the other splits. " if first["holdout"]
@@ -331,7 +319,8 @@ def write_figure(score_paths: Mapping[str, str], png, pdf, title: str = "", max_
     from .report.figures import method_style, save
 
     kinds = kind_order(list(score_paths))
-    style = method_style(kinds)
+    style = method_style()  # the registry's colours, as in every other figure; references fixed
+    style.update({k: v for k, v in method_style(kinds).items() if k not in style})
     sns.set_theme(style="whitegrid", context="paper")
     fig, (ax_roc, ax_p) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1, 1.5]})
     rng = np.random.default_rng(0)
@@ -352,7 +341,7 @@ def write_figure(score_paths: Mapping[str, str], png, pdf, title: str = "", max_
             values = p[label == truth]
             if len(values) > max_points:
                 values = rng.choice(values, max_points, replace=False)
-            frames.append(pd.DataFrame({"kind": kind_label(kind), "truth": name, "P": values}))
+            frames.append(pd.DataFrame({"kind": kind_label(kind).replace(" (", "\n("), "truth": name, "P": values}))
     ax_roc.plot([floor, 1], [floor, 1], color="grey", lw=0.8, ls=":", label="chance")
     ax_roc.set_xscale("log")
     ax_roc.set_yscale("log")
@@ -370,11 +359,112 @@ def write_figure(score_paths: Mapping[str, str], png, pdf, title: str = "", max_
     ax_p.set_xlabel("")
     ax_p.set_ylabel("membership probability P (forgotten)")
     ax_p.set_title("Per-example P on held-out target models")
-    ax_p.tick_params(axis="x", rotation=30)
-    for tick in ax_p.get_xticklabels():
-        tick.set_horizontalalignment("right")
     ax_p.legend(title="example was", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     save(fig, png, pdf)
+
+
+# ----------------------------------------------------------------------------- search on shadow splits
+
+
+def metrics_from_logits(design: ulira.Design, split: int, forget_set: int, pool_logits, val_logits) -> dict:
+    """RA (retain of the (split, forget set)), FA, VA and val MIA of one shadow model from
+    its logits, rounded to float16 as in the banks so searched and reference models
+    are measured alike."""
+    import torch.nn.functional as F
+
+    def losses_and_correct(logits, labels):
+        z = torch.from_numpy(np.asarray(logits, dtype=np.float16).astype(np.float32))
+        y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        return F.cross_entropy(z, y, reduction="none").double().numpy(), (z.argmax(1) == y).numpy()
+
+    pool_losses, pool_correct = losses_and_correct(pool_logits, design.labels)
+    val_losses, val_correct = losses_and_correct(val_logits, design.val_labels)
+    forget = design.forget_mask[split, forget_set]
+    return {"retain_acc": float(pool_correct[design.retain_mask(split, forget_set)].mean()),
+            "forget_acc": float(pool_correct[forget].mean()), "val_acc": float(val_correct.mean()),
+            "val_mia": mia_accuracy(pool_losses[forget], val_losses)}
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def search_job(ctx: ShadowContext, model: str, method: str, split: int, n_trials: int, epoch_cap: int, weights,
+               retrained_bank, out_csv, method_params: Mapping | None = None, progress: bool = True):
+    """One U-LiRA search study (PAPER.md §6): each trial unlearns a copy of the shadow
+    original of (split, forget set 0) and scores it with the benchmark's 4 objectives
+    against the retrained shadow model of (split, 0), measured from its logit bank.
+    Resumable from the journal beside the CSV (search.run_study)."""
+    import optuna
+
+    from . import search as ub_search
+
+    design = ctx.design
+    base = dict(method_params or {})
+    methods.hyperparameters(method, base)  # unknown keys fail before any trial
+    bank = read_bank(retrained_bank, design, split)
+    reference = metrics_from_logits(design, split, 0, bank["logits"][0], bank["val_logits"][0])
+    print(f"retrained shadow model of split {split}, forget set 0: {reference}")
+    original = load_state(weights, 0, ctx.new_model(model))
+    data_ = ctx.unlearn_data(split, 0)
+    limit = ub_search.MAX_BATCH_SIZE.get(ctx.dataset)
+
+    def objective(hp: dict, trial) -> tuple:
+        too_big = ub_search.oversized_batches(hp, limit)
+        if too_big:
+            raise optuna.TrialPruned(f"batch size {too_big} > {limit} on {ctx.dataset}")
+        seed = ub_search.derived_seed(ulira.shadow_seed(split, 0, 1), trial.number)
+        net, seconds = methods.run(method, copy.deepcopy(original), data_, ctx.spec.num_classes, {**base, **hp},
+                                   runtime.seed_everything(seed))
+        metrics = metrics_from_logits(design, split, 0, *ctx.logits(net))
+        for key, value in {"unlearn_seed": seed, "unlearn_seconds": seconds, **metrics}.items():
+            trial.set_user_attr(key, value)
+        return ub_search.objectives(metrics, reference)
+
+    fingerprint = hashlib.sha256(json.dumps({
+        "dataset": ctx.dataset, "model": model, "method": method, "split": split, "epoch_cap": epoch_cap,
+        "method_params": base, "max_batch_size": limit, "original": _sha256(weights), "retrained": reference,
+    }, sort_keys=True, default=str).encode()).hexdigest()
+    name = f"ulira/{ctx.dataset}/{model}/{method}/split{split}"
+    study = ub_search.run_study(objective, methods.get(method).search_space, n_trials,
+                                ub_search.journal_path(out_csv), name, split, epoch_cap, progress,
+                                fingerprint=fingerprint)
+    frame = ub_search.trials_frame(study, n_trials)
+    with io.atomic_path(out_csv) as tmp:
+        frame.to_csv(tmp, index=False)
+    print(f"{name}: {int((frame['state'] == 'COMPLETE').sum())} complete of {len(frame)} trials")
+    return frame
+
+
+def select_best_job(csvs: Sequence, out_json, method: str) -> dict:
+    """best.json of one method over its U-LiRA search splits (search.select_best: the
+    smallest objective norm; "seed" holds the split, as "split")."""
+    import re
+
+    from . import search as ub_search
+
+    frames, paths = {}, {}
+    for path in csvs:
+        match = re.search(r"split(\d+)\.csv$", Path(path).name)
+        if not match:
+            raise ValueError(f"not a U-LiRA search trials path: {path}")
+        frames[int(match.group(1))] = ub_search.read_trials(path)
+        paths[int(match.group(1))] = Path(path).as_posix()
+    best = ub_search.select_best(frames, method)
+    defaults = methods.get(method).DEFAULTS
+    for key, value in best["params"].items():  # CSV round trip: ints back to ints
+        if isinstance(defaults.get(key), int) and not isinstance(defaults.get(key), bool):
+            best["params"][key] = int(round(value))
+    best.update({"split": best["seed"], "search_splits": sorted(frames),
+                 "complete_trials": {str(k): int((f["state"] == "COMPLETE").sum()) for k, f in sorted(frames.items())},
+                 "source": f"{paths[best['seed']]} trial {best['trial']}"})
+    io.write_json(out_json, best)
+    print(best)
+    return best

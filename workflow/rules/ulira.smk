@@ -1,0 +1,180 @@
+# U-LiRA (PAPER.md §6): split design -> shadow originals + retrained models (one job per
+# split) -> shadow unlearning (one job per method and split) -> float16 logit banks ->
+# per-method attack -> table_ulira, figure_ulira. Config section `ulira`; with
+# ulira.search_trials > 0, a U-LiRA-specific search on shadow splits chooses each
+# method's hyperparameters.
+
+
+include: "ulira_common.smk"
+
+
+rule ulira_splits:
+    output:
+        f"{ULIRA_DIR}/splits.npz",
+    log:
+        "logs/ulira/{dataset}/{model}/splits.log",
+    wildcard_constraints:
+        **ULIRA_CONSTRAINTS,
+    localrule: True
+    conda:
+        ENV
+    params:
+        design=lambda w: {
+            "n_splits": ULIRA["splits"],
+            "n_forget_sets": ULIRA["forget_sets"],
+            "val_fraction": ULIRA["val_fraction"],
+            "forget_fraction": ULIRA["forget_fraction"],
+        },
+        data=lambda w: data_options(),
+    script:
+        "../scripts/ulira_splits.py"
+
+
+rule ulira_shadow:
+    input:
+        splits=f"{ULIRA_DIR}/splits.npz",
+    output:
+        original=f"{ULIRA_DIR}/banks/original/split{{split}}.npz",
+        retrained=f"{ULIRA_DIR}/banks/retrained/split{{split}}.npz",
+        weights=temp(f"{ULIRA_DIR}/shadow/split{{split}}.safetensors"),
+    log:
+        "logs/ulira/{dataset}/{model}/shadow/split{split}.log",
+    wildcard_constraints:
+        **ULIRA_CONSTRAINTS,
+    conda:
+        ENV
+    threads: 1
+    params:
+        recipe=lambda w: ub_config.ulira_recipe(config),
+        data=lambda w: data_options(),
+        runtime=lambda w: runtime_options(),
+    script:
+        "../scripts/ulira_shadow.py"
+
+
+rule ulira_unlearn:
+    input:
+        unpack(ulira_unlearn_inputs),
+    output:
+        f"{ULIRA_DIR}/banks/{{method}}/split{{split}}.npz",
+    log:
+        "logs/ulira/{dataset}/{model}/unlearn/{method}/split{split}.log",
+    wildcard_constraints:
+        **ULIRA_CONSTRAINTS,
+        method="|".join(ULIRA_METHODS) or "(?!)",
+    conda:
+        ENV
+    threads: 1
+    params:
+        hp=lambda w: config["method_params"].get(w.method, {}),
+        data=lambda w: data_options(),
+        runtime=lambda w: runtime_options(),
+    script:
+        "../scripts/ulira_unlearn.py"
+
+
+rule ulira_search:
+    # U-LiRA's own search (ulira.search_trials > 0): one resumable study per (method,
+    # search split) on forget set 0; the journal beside the CSV is not an output.
+    input:
+        splits=f"{ULIRA_DIR}/splits.npz",
+        weights=f"{ULIRA_DIR}/shadow/split{{split}}.safetensors",
+        retrained=f"{ULIRA_DIR}/banks/retrained/split{{split}}.npz",
+    output:
+        f"{ULIRA_DIR}/search/{{method}}/split{{split}}.csv",
+    log:
+        "logs/ulira/{dataset}/{model}/search/{method}/split{split}.log",
+    wildcard_constraints:
+        **ULIRA_CONSTRAINTS,
+        method="|".join(ULIRA_METHODS) or "(?!)",
+    conda:
+        ENV
+    threads: 1
+    params:
+        trials=ULIRA["search_trials"],
+        epoch_cap=lambda w: ub_config.epoch_cap(config, w.dataset),
+        hp=lambda w: config["method_params"].get(w.method, {}),
+        data=lambda w: data_options(),
+        runtime=lambda w: runtime_options(),
+    script:
+        "../scripts/ulira_search.py"
+
+
+rule ulira_select_best:
+    input:
+        ulira_search_csvs,
+    output:
+        f"{ULIRA_DIR}/search/{{method}}/best.json",
+    log:
+        "logs/ulira/{dataset}/{model}/search/{method}/best.log",
+    wildcard_constraints:
+        **ULIRA_CONSTRAINTS,
+        method="|".join(ULIRA_METHODS) or "(?!)",
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/ulira_select_best.py"
+
+
+rule ulira_attack:
+    input:
+        splits=f"{ULIRA_DIR}/splits.npz",
+        banks=ulira_banks,
+    output:
+        scores=f"{ULIRA_DIR}/scores/{{kind}}.npz",
+        metrics=f"{ULIRA_DIR}/scores/{{kind}}.json",
+    log:
+        "logs/ulira/{dataset}/{model}/attack/{kind}.log",
+    wildcard_constraints:
+        **ULIRA_CONSTRAINTS,
+        kind="|".join(ULIRA_KINDS),
+    conda:
+        ENV
+    threads: 1
+    params:
+        attack=lambda w: {
+            "statistic": ULIRA["statistic"],
+            "min_samples": ULIRA["min_samples"],
+            "targets": ULIRA["target_splits"],
+            "holdout": ULIRA["holdout"],
+            "model": w.model,
+        },
+    script:
+        "../scripts/ulira_attack.py"
+
+
+rule table_ulira:
+    input:
+        ulira_scores("json"),
+    output:
+        csv="results/tables/ulira.csv",
+        md="results/tables/ulira.md",
+    log:
+        "logs/tables/ulira.log",
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/ulira_table.py"
+
+
+rule figure_ulira:
+    input:
+        ulira_scores("npz"),
+    output:
+        png="figures/ulira.png",
+        pdf="figures/ulira.pdf",
+    log:
+        "logs/figures/ulira.log",
+    localrule: True
+    conda:
+        ENV
+    params:
+        kinds=ULIRA_KINDS,
+        title=(
+            f"U-LiRA on {ULIRA_DATASET} / {ULIRA_MODEL}: {ULIRA['splits']} splits x "
+            f"{ULIRA['forget_sets']} forget sets, statistic {ULIRA['statistic']}"
+        ),
+    script:
+        "../scripts/ulira_figure.py"

@@ -1,0 +1,74 @@
+# U-LiRA helpers (included by ulira.smk): the checked `ulira` config section, names,
+# wildcard constraints and input functions.
+import re
+
+try:
+    ub_config.validate_ulira(config)
+except ub_config.ConfigError as err:
+    raise WorkflowError(str(err)) from None
+
+ULIRA = config["ulira"]
+ULIRA_DATASET = ULIRA["dataset"]
+ULIRA_MODEL = ULIRA["model"]
+ULIRA_METHODS = ULIRA["methods"]
+ULIRA_KINDS = ["retrained", "original"] + ULIRA_METHODS
+ULIRA_SPLITS = list(range(ULIRA["splits"]))
+ULIRA_SEARCH = ULIRA["search_trials"] > 0
+ULIRA_DIR = "results/ulira/{dataset}/{model}"
+ULIRA_CONSTRAINTS = {
+    "dataset": re.escape(ULIRA_DATASET),
+    "model": re.escape(ULIRA_MODEL),
+    "split": r"\d+",
+}
+
+
+def ulira_outputs():
+    """The U-LiRA table and figure, for rule all when ulira.enabled."""
+    if not ULIRA["enabled"]:
+        return []
+    return [*rules.table_ulira.output, *rules.figure_ulira.output]
+
+
+def ulira_scores(ext):
+    return expand(
+        f"results/ulira/{ULIRA_DATASET}/{ULIRA_MODEL}/scores/{{kind}}.{ext}",
+        kind=ULIRA_KINDS,
+    )
+
+
+def ulira_banks(wildcards):
+    """One bank per split, in split order."""
+    return expand(
+        "results/ulira/{dataset}/{model}/banks/{kind}/split{split}.npz",
+        dataset=wildcards.dataset,
+        model=wildcards.model,
+        kind=wildcards.kind,
+        split=ULIRA_SPLITS,
+    )
+
+
+def ulira_search_csvs(wildcards):
+    """The trials of one method's studies, one per search split."""
+    return expand(
+        "results/ulira/{dataset}/{model}/search/{method}/split{split}.csv",
+        dataset=wildcards.dataset,
+        model=wildcards.model,
+        method=wildcards.method,
+        split=range(ULIRA["search_splits"]),
+    )
+
+
+def ulira_unlearn_inputs(wildcards):
+    """The split file, the split's shadow originals and, with a search, the chosen
+    hyperparameters: U-LiRA's own search wins, else the main search's choice."""
+    base = f"results/ulira/{wildcards.dataset}/{wildcards.model}"
+    inputs = {
+        "splits": f"{base}/splits.npz",
+        "weights": f"{base}/shadow/split{wildcards.split}.safetensors",
+    }
+    if ULIRA_SEARCH:
+        inputs["best"] = f"{base}/search/{wildcards.method}/best.json"
+    elif config["search"]["trials"] > 0:
+        main = f"results/{wildcards.dataset}/{wildcards.model}"
+        inputs["best"] = f"{main}/search/{wildcards.method}/best.json"
+    return inputs

@@ -1,0 +1,12 @@
+"""One U-LiRA search study of (method, shadow split): forget set 0 of the split."""
+
+from unlearnbench.jobs import logging_to
+from unlearnbench.ulira_jobs import ShadowContext, search_job
+
+w = snakemake.wildcards
+with logging_to(snakemake.log[0]):
+    ctx = ShadowContext(w.dataset, snakemake.input.splits, **snakemake.params.data, **snakemake.params.runtime,
+                        threads=snakemake.threads)
+    search_job(ctx, w.model, w.method, int(w.split), snakemake.params.trials, snakemake.params.epoch_cap,
+               snakemake.input.weights, snakemake.input.retrained, snakemake.output[0],
+               method_params=snakemake.params.hp)
