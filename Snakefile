@@ -8,13 +8,24 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/search.smk"
 include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/ulira.smk"
 
 
 rule all:
     input:
         "results/metrics.csv",
         rules.table_main.output,
+        rules.table_rte.output,
+        rules.table_rankings.output,
+        rules.table_critical_difference.output,
         rules.figure_retention.output,
+        rules.figure_rte.output,
+        rules.figure_rank_heatmap.output,
+        rules.figure_seed_spread.output,
+        rules.figure_critical_difference.output,
+        rules.table_hyperparameters.output if config["search"]["trials"] > 0 else [],
+        ulira_outputs(),
     default_target: True

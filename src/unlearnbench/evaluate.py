@@ -1,5 +1,12 @@
 """Per-model evaluation (PAPER.md §4): accuracies on four splits, per-sample losses,
-val and test population MIA, all from one forward pass per split in large batches."""
+val and test population MIA, all from one forward pass per split in large batches.
+
+Speed (benchmarks/eval_throughput.py): one un-augmented pass per split gives logits,
+from which accuracy and per-sample losses both follow; batches are slices of the
+split's uint8 tensor normalised on the fly; the forward pass runs under
+inference_mode on `runtime.inference_model` (CPU: BatchNorm folded into
+channels_last convolutions); batches are large, scaled down for large images.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +19,12 @@ from torch import nn
 
 from .attacks.mia import mia_accuracy
 from .batches import Split
-from .runtime import autocast
+from .runtime import autocast, inference_model
 
-EVAL_BATCH = {"cpu": 512, "cuda": 4096}
+# Evaluation batch size for 32x32 images; larger images get proportionally fewer per
+# batch (the same number of pixels), never fewer than the floor.
+EVAL_BATCH = {"cpu": 1024, "cuda": 4096}
+EVAL_BATCH_FLOOR = {"cpu": 32, "cuda": 128}
 
 
 @dataclass
@@ -24,27 +34,39 @@ class Predictions:
     correct: np.ndarray  # bool (N,)
 
 
-@torch.no_grad()
-def predict(model: nn.Module, data: Split, batch_size: int | None = None, precision: str = "fp32") -> Predictions:
-    """Un-augmented forward pass in eval mode over the whole split, in order."""
-    batch_size = batch_size or EVAL_BATCH.get(data.device.type, 512)
-    was_training = model.training
-    model.eval()
+def eval_batch_size(data: Split) -> int:
+    kind = data.device.type if data.device.type in EVAL_BATCH else "cpu"
+    pixels = int(data.images.shape[-1]) * int(data.images.shape[-2]) if data.images.dim() == 4 else 32 * 32
+    return max(EVAL_BATCH_FLOOR[kind], EVAL_BATCH[kind] * 32 * 32 // max(pixels, 1))
+
+
+def _predict(net: nn.Module, data: Split, batch_size: int | None, precision: str) -> Predictions:
+    batch_size = batch_size or eval_batch_size(data)
     logits = []
-    for x, _ in data.batches(batch_size, shuffle=False):
-        with autocast(data.device, precision):
-            logits.append(model(x).float())
-    model.train(was_training)
-    logits = torch.cat(logits) if logits else torch.empty(0)
+    with torch.inference_mode():
+        for x, _ in data.batches(batch_size, shuffle=False):
+            with autocast(data.device, precision):
+                logits.append(net(x).float())
+    # outside inference mode: the results are ordinary tensors (usable with autograd)
+    logits = torch.cat(logits) if logits else torch.empty(0, device=data.device)
     labels = data.labels
     losses = F.cross_entropy(logits, labels, reduction="none")
     correct = logits.argmax(1) == labels
     return Predictions(logits.cpu(), losses.double().cpu().numpy(), correct.cpu().numpy())
 
 
+def predict(model: nn.Module, data: Split, batch_size: int | None = None, precision: str = "fp32") -> Predictions:
+    """Un-augmented forward pass in eval mode over the whole split, in order; the model's
+    train/eval mode is restored afterwards."""
+    with inference_model(model, data.device) as net:
+        return _predict(net, data, batch_size, precision)
+
+
 def evaluate(model: nn.Module, splits: dict[str, Split], precision: str = "fp32") -> dict[str, float]:
     """RA, FA, VA, TA and the val/test population MIA of one model."""
-    preds = {name: predict(model, splits[name], precision=precision) for name in ("retain", "forget", "val", "test")}
+    names = ("retain", "forget", "val", "test")
+    with inference_model(model, splits[names[0]].device) as net:  # prepared once for the four splits
+        preds = {name: _predict(net, splits[name], None, precision) for name in names}
     out = {f"{name}_acc": float(p.correct.mean()) for name, p in preds.items()}
     out["val_mia"] = mia_accuracy(preds["forget"].losses, preds["val"].losses)
     out["test_mia"] = mia_accuracy(preds["forget"].losses, preds["test"].losses)

@@ -32,7 +32,9 @@ import pandas as pd
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from . import io, methods
+# The study runner needs only optuna, numpy and pandas. The jobs below import the
+# torch-side modules (io, methods, jobs) when called, so that importing this module
+# (U-LiRA's search, a subprocess in the tests) stays light.
 
 OBJECTIVES = ("retain_gap", "forget_gap", "val_gap", "mia_gap")
 """Column names of the 4 objectives, all minimised (PAPER.md §5)."""
@@ -44,6 +46,9 @@ ATTEMPTS_PER_TRIAL = 5
 """A study gives up after n_trials x this many trials (failed and pruned included)."""
 
 PARAM_PREFIX = "params_"
+DEFAULTS_NUMBER = -1
+"""Trial number of the method defaults' row in a search CSV (search.include_defaults)."""
+DEFAULTS_ATTR = "defaults"
 ATTR_PREFIX = "user_attrs_"
 
 
@@ -95,10 +100,18 @@ def open_study(storage_path, study_name: str, n_objectives: int = len(OBJECTIVES
     """Create or resume the study `study_name` in the journal file `storage_path`.
 
     `fingerprint` identifies what the trials were computed from (inputs, settings): a
-    journal whose study carries another fingerprint is stale and is started afresh."""
+    journal whose study carries another fingerprint is stale and is started afresh.
+    One writer per journal is assumed: a lock file left by a killed writer is removed."""
     path = Path(storage_path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    lock = Path(str(path) + ".lock")
+    if lock.exists() or lock.is_symlink():
+        log(f"removing the stale lock {lock}")
+        lock.unlink()
     _repair_journal(path, log)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module="optuna")
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, module=__name__)
     directions = ["minimize"] * n_objectives
     study = optuna.create_study(storage=_storage(path), study_name=study_name, directions=directions,
                                 load_if_exists=True)
@@ -120,8 +133,9 @@ def open_study(storage_path, study_name: str, n_objectives: int = len(OBJECTIVES
 
 
 def _fail_interrupted(study: optuna.Study, log: Callable) -> None:
-    """Trials left RUNNING by a killed run (one writer per journal) become FAIL."""
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+    """Trials left RUNNING by a killed run (one writer per journal) become FAIL; enqueued
+    (WAITING) trials stay and run next."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study._storage.set_trial_user_attr(trial._trial_id, "reason", "interrupted (the job was killed)")
         study.tell(trial.number, state=TrialState.FAIL)
         log(f"trial {trial.number}: interrupted by a previous run, recorded as FAIL")
@@ -144,7 +158,7 @@ def _takes_trial(objective: Callable) -> bool:
 def run_study(objective: Callable, space: Callable, n_trials: int, storage_path, study_name: str,
               sampler_seed: int, epoch_cap: int, progress: bool = True, *, max_attempts: int | None = None,
               metric_names: Sequence[str] | None = OBJECTIVES, fingerprint: str | None = None,
-              log: Callable = print) -> optuna.Study:
+              enqueue: Sequence[Mapping] = (), log: Callable = print) -> optuna.Study:
     """Run (or resume) a multi-objective study until it holds `n_trials` COMPLETE trials.
 
     Each trial: hp = space(trial, epoch_cap); values = objective(hp) (or objective(hp,
@@ -153,7 +167,9 @@ def run_study(objective: Callable, space: Callable, n_trials: int, storage_path,
     "reason"; optuna.TrialPruned makes it PRUNED. Neither counts towards the budget.
     The study lives in a JournalFileBackend at `storage_path` and is resumed from it.
     Gives up with SearchError once the study holds `max_attempts` (default n_trials x 5)
-    trials without reaching the budget. One writer per journal is assumed."""
+    trials without reaching the budget. `enqueue`: parameter sets (e.g. the method
+    defaults) that a newly created study evaluates first, as trials 0, 1, ...; each may
+    carry user attributes under the key "user_attrs". One writer per journal is assumed."""
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
     max_attempts = max_attempts or n_trials * ATTEMPTS_PER_TRIAL
@@ -166,6 +182,10 @@ def run_study(objective: Callable, space: Callable, n_trials: int, storage_path,
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study = open_study(storage_path, study_name, n_objectives, metric_names, fingerprint, log)
         _fail_interrupted(study, log)
+        if not study.get_trials(deepcopy=False):
+            for params in enqueue:
+                params = dict(params)
+                study.enqueue_trial(params, user_attrs=params.pop("user_attrs", None) or {})
         with_trial = _takes_trial(objective)
         done = count(study)
         if done:
@@ -174,10 +194,12 @@ def run_study(objective: Callable, space: Callable, n_trials: int, storage_path,
                    disable=not progress, unit="trial", dynamic_ncols=True)
         try:
             while done < n_trials:
-                attempts = len(study.get_trials(deepcopy=False))
-                if attempts >= max_attempts:
+                trials = study.get_trials(deepcopy=False)
+                waiting = [t.number for t in trials if t.state == TrialState.WAITING]
+                if len(trials) - len(waiting) >= max_attempts:
                     raise SearchError(_give_up_message(study, study_name, n_trials, max_attempts, storage_path))
-                state = _one_trial(study, objective, space, epoch_cap, sampler_seed, attempts, n_objectives,
+                number = min(waiting) if waiting else len(trials)
+                state = _one_trial(study, objective, space, epoch_cap, sampler_seed, number, n_objectives,
                                    with_trial, log)
                 if state == TrialState.COMPLETE:
                     done += 1
@@ -203,7 +225,8 @@ def _one_trial(study, objective, space, epoch_cap, sampler_seed, number, n_objec
         return _finish(study, trial, TrialState.PRUNED, None, f"pruned: {err}", start, log)
     except Exception as err:  # any failure of one trial is recorded, not fatal (§5)
         log(traceback.format_exc().rstrip())
-        return _finish(study, trial, TrialState.FAIL, None, f"{type(err).__name__}: {err}", start, log)
+        reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
+        return _finish(study, trial, TrialState.FAIL, None, reason, start, log)
     except BaseException:  # KeyboardInterrupt, SystemExit: record, then stop
         _finish(study, trial, TrialState.FAIL, None, "interrupted", start, log)
         raise
@@ -322,12 +345,21 @@ def oversized_batches(hp: Mapping, limit: int | None) -> dict:
 
 def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap: int, original,
                retrained_metrics, out_csv, journal=None, method_params: Mapping | None = None,
-               progress: bool = True) -> pd.DataFrame:
+               progress: bool = True, include_defaults: bool = True) -> pd.DataFrame:
     """One study of (dataset, model, method, search seed): each trial unlearns a copy of
     the seed's original with the trial's hyperparameters (unsampled ones: the method's
     defaults updated with `method_params`), evaluates it and scores it against the
-    retrained model's metrics of the same seed. Writes the trials CSV atomically."""
-    from .jobs import unlearn_copy  # jobs imports torch-heavy modules; keep search.py light
+    retrained model's metrics of the same seed. Writes the trials CSV atomically.
+
+    With `include_defaults`, the method defaults (with `method_params`) are evaluated
+    once as well, unlearning with the model seed as the final `unlearn` rule does, and
+    written as the row number -1 (user_attrs_start "method defaults"): they compete in
+    the selection (and win ties), so the chosen setting is never worse than the defaults
+    on this objective. They stay outside the Optuna trials (their epochs may exceed the
+    cap, their values lie outside the space), so the sampler never sees them; the result
+    is kept in the journal's study attributes, so a rerun does not redo it."""
+    from . import io, methods
+    from .jobs import unlearn_copy
 
     journal = Path(journal) if journal else journal_path(out_csv)
     base = dict(method_params or {})
@@ -339,16 +371,19 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
     net = ctx.model(model, original)
     limit = MAX_BATCH_SIZE.get(ctx.dataset)
 
+    def evaluate(hp: dict, unlearn_seed: int) -> tuple[tuple, dict]:
+        unlearned, seconds = unlearn_copy(ctx, net, method, {**base, **hp}, unlearn_seed)
+        metrics = ctx.evaluate(unlearned)
+        return objectives(metrics, retrained), {"unlearn_seed": unlearn_seed, "unlearn_seconds": seconds, **metrics}
+
     def objective(hp: dict, trial) -> tuple:
         too_big = oversized_batches(hp, limit)
         if too_big:
             raise optuna.TrialPruned(f"batch size {too_big} > {limit} on {ctx.dataset}")
-        unlearn_seed = derived_seed(seed, trial.number)
-        unlearned, seconds = unlearn_copy(ctx, net, method, {**base, **hp}, unlearn_seed)
-        metrics = ctx.evaluate(unlearned)
-        for key, value in {"unlearn_seed": unlearn_seed, "unlearn_seconds": seconds, **metrics}.items():
+        values, attrs = evaluate(hp, derived_seed(seed, trial.number))
+        for key, value in attrs.items():
             trial.set_user_attr(key, value)
-        return objectives(metrics, retrained)
+        return values
 
     fingerprint = hashlib.sha256(json.dumps({
         "dataset": ctx.dataset, "model": model, "method": method, "seed": seed, "epoch_cap": epoch_cap,
@@ -356,18 +391,65 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
         "retrained": {k: retrained[k] for k in ("retain_acc", "forget_acc", "val_acc", "val_mia")},
     }, sort_keys=True, default=str).encode()).hexdigest()
     name = f"{ctx.dataset}/{model}/{method}/seed{seed}"
+    def evaluate_defaults() -> dict:
+        start = time.perf_counter()
+        too_big = oversized_batches(methods.hyperparameters(method, base), limit)
+        if too_big:
+            return {"state": "PRUNED", "values": None, "seconds": 0.0,
+                    "user_attrs": {"reason": f"pruned: batch size {too_big} > {limit} on {ctx.dataset}"}}
+        try:
+            values, attrs = evaluate({}, seed)
+        except Exception as err:  # a diverging default is recorded, like a failed trial
+            traceback.print_exc()
+            return {"state": "FAIL", "values": None, "seconds": time.perf_counter() - start,
+                    "user_attrs": {"reason": f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]}}
+        if not all(math.isfinite(v) for v in values):
+            return {"state": "FAIL", "values": None, "seconds": time.perf_counter() - start,
+                    "user_attrs": {"reason": f"non-finite objective values {list(values)}", **attrs}}
+        return {"state": "COMPLETE", "values": list(values), "user_attrs": attrs,
+                "seconds": time.perf_counter() - start}
+
+    if include_defaults:
+        study = open_study(journal, name, fingerprint=fingerprint)
+        if DEFAULTS_ATTR not in study.user_attrs:
+            result = evaluate_defaults()
+            study.set_user_attr(DEFAULTS_ATTR, result)
+            shown = result["user_attrs"].get("reason") or "norm {:.4f}".format(math.hypot(*result["values"]))
+            print(f"method defaults: {result['state']} in {result['seconds']:.2f} s, {shown}")
     study = run_study(objective, methods.get(method).search_space, n_trials, journal, name, seed, epoch_cap,
                       progress, fingerprint=fingerprint)
     frame = trials_frame(study, n_trials)
+    if include_defaults:
+        frame = with_defaults_row(frame, study.user_attrs[DEFAULTS_ATTR], methods.hyperparameters(method, base))
     with io.atomic_path(out_csv) as tmp:
         frame.to_csv(tmp, index=False)
-    done = frame[frame["state"] == "COMPLETE"]
-    print(f"{name}: {len(done)} complete of {len(frame)} trials; mean {done['seconds'].mean():.2f} s "
+    trials = frame[frame["number"] >= 0]
+    done = trials[trials["state"] == "COMPLETE"]
+    print(f"{name}: {len(done)} complete of {len(trials)} trials; mean {done['seconds'].mean():.2f} s "
           f"per complete trial")
     return frame
 
 
+def with_defaults_row(frame: pd.DataFrame, result: Mapping, defaults: Mapping) -> pd.DataFrame:
+    """`frame` with the evaluation of the method defaults first, as trial number -1 (its
+    state COMPLETE, FAIL or PRUNED, its params_* the defaults of the parameters the
+    space samples)."""
+    values = result["values"] or [math.nan] * len(OBJECTIVES)
+    row = {"number": DEFAULTS_NUMBER, "state": result.get("state", "COMPLETE"), **dict(zip(OBJECTIVES, values)),
+           "norm": math.hypot(*values), "seconds": result["seconds"],
+           ATTR_PREFIX + "start": "method defaults",
+           **{ATTR_PREFIX + k: v for k, v in result["user_attrs"].items()}}
+    for column in frame.columns:
+        if column.startswith(PARAM_PREFIX) and column[len(PARAM_PREFIX):] in defaults:
+            row[column] = defaults[column[len(PARAM_PREFIX):]]
+    head = pd.DataFrame([row])
+    columns = list(frame.columns) + [c for c in head.columns if c not in frame.columns]
+    return pd.concat([head, frame], ignore_index=True)[columns]
+
+
 def read_trials(path) -> pd.DataFrame:
+    from . import io
+
     try:
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -383,6 +465,8 @@ _CSV = re.compile(r"(?P<dataset>[^/]+)/(?P<model>[^/]+)/search/(?P<method>[^/]+)
 
 def select_best_job(csvs: Sequence, out_json, method: str | None = None) -> dict:
     """best.json of one (dataset, model, method) from its per-seed trials CSVs."""
+    from . import io, methods
+
     frames, paths, where = {}, {}, {}
     for path in csvs:
         match = _CSV.search(Path(path).as_posix())
@@ -412,6 +496,8 @@ def chosen_hyperparameters(method: str, method_params: Mapping | None = None, be
     """The overrides of the method defaults for a final unlearning run, and where they
     came from: the search's chosen trial wins over `method_params`, which win over the
     defaults."""
+    from . import io
+
     overrides = dict(method_params or {})
     if best_json is None:
         return overrides, {"from": "method_params" if overrides else "defaults"}
@@ -427,6 +513,7 @@ def unlearn_job(ctx, model: str, method: str, seed: int, method_params, original
                 out_model=None, best_json=None) -> dict:
     """jobs.unlearn_and_evaluate with the hyperparameters of chosen_hyperparameters, and
     their origin recorded in the metrics JSON under "hyperparameters_source"."""
+    from . import io, methods
     from .jobs import unlearn_and_evaluate
 
     hp, source = chosen_hyperparameters(method, method_params, best_json)
@@ -447,6 +534,8 @@ def _format_value(value) -> str:
 def write_hyperparameters_table(best_jsons: Sequence, out_csv, out_md) -> pd.DataFrame:
     """results/tables/hyperparameters.{csv,md}: the chosen setting per dataset, model and
     method (searched parameters; the rest are the method defaults)."""
+    from . import io, methods
+
     rows = []
     for path in best_jsons:
         best = io.read_json(path)
@@ -461,13 +550,14 @@ def write_hyperparameters_table(best_jsons: Sequence, out_csv, out_md) -> pd.Dat
     with io.atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     parts = ["# Chosen hyperparameters (smallest norm of the 4 search objectives over the search seeds; "
-             "parameters not listed keep the method defaults)\n"]
+             "parameters not listed keep the method defaults; trial \"defaults\": the method defaults won)\n"]
     for (dataset, model), block in table.groupby(["dataset", "model"], sort=False):
         shown = pd.DataFrame({
             "Method": [methods.label(m) for m in block["method"]],
             "Setting": [", ".join(f"{k}={_format_value(v)}" for k, v in json.loads(p).items()) or "(defaults)"
                         for p in block["params"]],
-            "Seed": block["search_seed"].to_numpy(), "Trial": block["trial"].to_numpy(),
+            "Seed": block["search_seed"].to_numpy(),
+            "Trial": ["defaults" if t == DEFAULTS_NUMBER else str(t) for t in block["trial"]],
             "Norm": [f"{v:.4f}" for v in block["norm"]]})
         parts.append(f"## {dataset} / {model}\n")
         parts.append(shown.to_markdown(index=False) + "\n")

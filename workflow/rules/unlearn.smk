@@ -9,6 +9,12 @@ rule unlearn:
     input:
         original="results/{dataset}/{model}/original/seed{seed}.safetensors",
         splits="results/{dataset}/splits.npz",
+        # with a search, the chosen trial (best.json) wins over method_params
+        **(
+            {"best": "results/{dataset}/{model}/search/{method}/best.json"}
+            if config["search"]["trials"] > 0
+            else {}
+        ),
     output:
         **unlearned_outputs(),
     params:

@@ -1,10 +1,15 @@
-"""Unlearn one seed's original with one method, evaluate it, write its metrics."""
+"""Unlearn one seed's original with one method, evaluate it, write its metrics.
 
-from unlearnbench.jobs import Context, logging_to, unlearn_and_evaluate
+Hyperparameters: the method defaults, updated with config method_params, updated with
+the search's chosen trial (best.json) when the search is on; the metrics JSON records
+which under "hyperparameters_source"."""
+
+from unlearnbench.jobs import Context, logging_to
+from unlearnbench.search import unlearn_job
 
 w = snakemake.wildcards
 with logging_to(snakemake.log[0]):
     ctx = Context(w.dataset, snakemake.input.splits, **snakemake.params.data, **snakemake.params.runtime,
                   threads=snakemake.threads)
-    unlearn_and_evaluate(ctx, w.model, w.method, int(w.seed), snakemake.params.hp, snakemake.input.original,
-                         snakemake.output.metrics, snakemake.output.get("model"))
+    unlearn_job(ctx, w.model, w.method, int(w.seed), snakemake.params.hp, snakemake.input.original,
+                snakemake.output.metrics, snakemake.output.get("model"), snakemake.input.get("best"))

@@ -1,0 +1,105 @@
+"""Tuned vs default hyperparameters on the search objective (PAPER.md §5), per method.
+
+For one (dataset, model, search seed) whose original and retrained models the workflow
+has trained (under --results), and for each method, it runs the study of the `search`
+rule (`search.search_job`, journal and CSV under --out, so a rerun resumes), with the
+method defaults evaluated as row -1, and reports the norm of the 4 objectives of
+  default : the method defaults (unlearning seed = the model seed, as `unlearn` does);
+  sampler : the best of the sampler's N trials alone (the paper's selection);
+  chosen  : what best.json would hold (sampler's trials and defaults compete);
+and, with --check-seeds, the same comparison on other model seeds (their own original
+and retrained models): the chosen setting vs the defaults where they differ, which is
+what applying one setting to every seed does. Prints a Markdown table, the mean
+seconds per trial, and how many methods the sampler alone matches or beats the
+defaults on; writes the table as CSV under --out.
+
+  python benchmarks/search_vs_defaults.py --model smallcnn --trials 3 --check-seeds 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from unlearnbench import config as ub_config
+from unlearnbench import io, methods, search
+from unlearnbench.jobs import Context, unlearn_copy
+
+
+def norm_of(ctx, net, method, hp, seed, retrained) -> float:
+    unlearned, _ = unlearn_copy(ctx, net, method, hp, seed)
+    return math.hypot(*search.objectives(ctx.evaluate(unlearned), retrained))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--out", default="results/benchmarks/search_vs_defaults")
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--model", default="smallcnn")
+    parser.add_argument("--seed", type=int, default=0, help="search seed")
+    parser.add_argument("--check-seeds", type=int, nargs="*", default=[])
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--methods", nargs="*", default=None)
+    parser.add_argument("--config", default="config.yaml", help="for the epoch cap (training epochs)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+
+    cfg = ub_config.load(args.config)
+    cap = ub_config.epoch_cap(cfg, args.dataset)
+    root = Path(args.results) / args.dataset
+    base = root / args.model
+
+    def paths(seed):
+        return (base / "original" / f"seed{seed}.safetensors", base / "metrics" / "retrained" / f"seed{seed}.json")
+
+    ctx = Context(args.dataset, root / "splits.npz", device=args.device, threads=args.threads)
+    checks = {s: (ctx.model(args.model, paths(s)[0]), io.read_json(paths(s)[1])) for s in args.check_seeds}
+    rows = []
+    for method in args.methods or methods.names():
+        out_csv = Path(args.out) / args.dataset / args.model / method / f"seed{args.seed}.csv"
+        original, retrained = paths(args.seed)
+        frame = search.search_job(ctx, args.model, method, args.seed, args.trials, cap, original, retrained,
+                                  out_csv, progress=False, include_defaults=True)
+        default = frame[frame["number"] == search.DEFAULTS_NUMBER].iloc[0]
+        trials = frame[frame["number"] >= 0]
+        sampler = search.select_best({args.seed: trials}, method)
+        chosen = search.select_best({args.seed: frame}, method)
+        done = trials[trials["state"] == "COMPLETE"]
+        row = {"method": method, "label": methods.label(method), "default": float(default["norm"]),
+               "sampler": sampler["norm"], "chosen": chosen["norm"],
+               "chosen_from": "defaults" if chosen["trial"] == search.DEFAULTS_NUMBER else f"trial {chosen['trial']}",
+               "trial_seconds": float(done["seconds"].mean()), "default_seconds": float(default["seconds"]),
+               "failed": int((trials["state"] != "COMPLETE").sum()), "params": chosen["params"]}
+        for seed, (net, ref) in checks.items():
+            d = norm_of(ctx, net, method, {}, seed, ref)
+            c = d if chosen["trial"] == search.DEFAULTS_NUMBER else norm_of(ctx, net, method, chosen["params"], seed, ref)
+            row[f"default_seed{seed}"], row[f"chosen_seed{seed}"] = d, c
+        rows.append(row)
+        print({k: v for k, v in row.items() if k != "params"}, flush=True)
+    table = pd.DataFrame(rows)
+    with io.atomic_path(Path(args.out) / f"summary_{args.dataset}_{args.model}.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    shown = table.drop(columns=["method", "params", "default_seconds"])
+    print(f"\n{args.dataset} / {args.model}: search seed {args.seed}, {args.trials} trials + the defaults, epoch cap "
+          f"{cap}, {args.threads} thread(s) on {args.device}; norms of the 4 objectives (lower is better)\n")
+    print(shown.to_markdown(index=False, floatfmt=".4f"))
+    n = len(table)
+    print(f"\nsampler's best <= default: {int((table['sampler'] <= table['default']).sum())}/{n} methods; "
+          f"chosen <= default: {int((table['chosen'] <= table['default']).sum())}/{n}; chosen = a trial: "
+          f"{int((table['chosen_from'] != 'defaults').sum())}/{n}")
+    for seed in args.check_seeds:
+        d, c = table[f"default_seed{seed}"], table[f"chosen_seed{seed}"]
+        print(f"model seed {seed} (not searched): chosen <= default {int((c <= d).sum())}/{n}, "
+              f"strictly better {int((c < d).sum())}, strictly worse {int((c > d).sum())}; "
+              f"mean norm default {d.mean():.4f}, chosen {c.mean():.4f}")
+    print(f"mean {table['trial_seconds'].mean():.2f} s per complete trial, "
+          f"{table['default_seconds'].mean():.2f} s per defaults evaluation")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+# Hyperparameter search (PAPER.md §5): one Optuna study per (dataset, model, method,
+# search seed), the best trial over the search seeds, and the table of chosen settings.
+# Active when config search.trials > 0; the unlearn rule then reads best.json.
+
+SEARCH_TRIALS = config["search"]["trials"]
+SEARCH_SEEDS = config["search"]["seeds"]
+
+
+rule search:
+    # The study journal (seed{seed}.journal beside the CSV) is deliberately not an
+    # output: a killed or rerun job continues the study instead of starting over.
+    input:
+        original="results/{dataset}/{model}/original/seed{seed}.safetensors",
+        retrained="results/{dataset}/{model}/metrics/retrained/seed{seed}.json",
+        splits="results/{dataset}/splits.npz",
+    output:
+        "results/{dataset}/{model}/search/{method}/seed{seed}.csv",
+    log:
+        "logs/{dataset}/{model}/search/{method}/seed{seed}.log",
+    conda:
+        ENV
+    threads: 1
+    params:
+        trials=SEARCH_TRIALS,
+        include_defaults=config["search"]["include_defaults"],
+        epoch_cap=lambda w: ub_config.epoch_cap(config, w.dataset),
+        hp=lambda w: config["method_params"].get(w.method, {}),
+        data=lambda w: data_options(),
+        runtime=lambda w: runtime_options(),
+    script:
+        "../scripts/search.py"
+
+
+rule select_best:
+    input:
+        expand(
+            "results/{{dataset}}/{{model}}/search/{{method}}/seed{seed}.csv",
+            seed=SEARCH_SEEDS,
+        ),
+    output:
+        "results/{dataset}/{model}/search/{method}/best.json",
+    log:
+        "logs/{dataset}/{model}/search/{method}/best.log",
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/select_best.py"
+
+
+rule table_hyperparameters:
+    input:
+        expand(
+            "results/{dataset}/{model}/search/{method}/best.json",
+            dataset=DATASETS,
+            model=MODELS,
+            method=METHODS,
+        ),
+    output:
+        csv="results/tables/hyperparameters.csv",
+        md="results/tables/hyperparameters.md",
+    log:
+        "logs/tables/hyperparameters.log",
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/table_hyperparameters.py"

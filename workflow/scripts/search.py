@@ -1,0 +1,12 @@
+"""One hyperparameter study of (dataset, model, method, search seed); resumes its journal."""
+
+from unlearnbench.jobs import Context, logging_to
+from unlearnbench.search import search_job
+
+w = snakemake.wildcards
+with logging_to(snakemake.log[0]):
+    ctx = Context(w.dataset, snakemake.input.splits, **snakemake.params.data, **snakemake.params.runtime,
+                  threads=snakemake.threads)
+    search_job(ctx, w.model, w.method, int(w.seed), snakemake.params.trials, snakemake.params.epoch_cap,
+               snakemake.input.original, snakemake.input.retrained, snakemake.output[0],
+               method_params=snakemake.params.hp, include_defaults=snakemake.params.include_defaults)

@@ -1,0 +1,7 @@
+"""results/tables/hyperparameters.{csv,md}: the chosen setting per dataset, model, method."""
+
+from unlearnbench.jobs import logging_to
+from unlearnbench.search import write_hyperparameters_table
+
+with logging_to(snakemake.log[0]):
+    write_hyperparameters_table(list(snakemake.input), snakemake.output.csv, snakemake.output.md)
