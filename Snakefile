@@ -6,6 +6,16 @@ configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    model="|".join(MODELS),
+    seed=r"\d+",
+    kind="|".join(REFERENCES),
+    method="|".join(METHODS),
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/search.smk"
@@ -15,6 +25,7 @@ include: "workflow/rules/ulira.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/metrics.csv",
         rules.table_main.output,
@@ -28,4 +39,3 @@ rule all:
         rules.figure_critical_difference.output,
         rules.table_hyperparameters.output if config["search"]["trials"] > 0 else [],
         ulira_outputs(),
-    default_target: True

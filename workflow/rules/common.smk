@@ -1,10 +1,12 @@
-# Shared by every rule file: config validation, wildcard constraints, path helpers.
+# Shared helpers: config validation, names, path and option functions.
 from unlearnbench import config as ub_config
 from unlearnbench.methods import REFERENCES
 
-
 try:
-    ub_config.validate(config, ub_config.load_schema(workflow.source_path("../schemas/config.schema.yaml")))
+    ub_config.validate(
+        config,
+        ub_config.load_schema(workflow.source_path("../schemas/config.schema.yaml")),
+    )
 except ub_config.ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -15,20 +17,22 @@ METHODS = config["methods"]
 ENV = "../../envs/unlearnbench.yaml"
 
 
-wildcard_constraints:
-    dataset="|".join(DATASETS),
-    model="|".join(MODELS),
-    seed=r"\d+",
-    kind="|".join(REFERENCES),
-    method="|".join(METHODS),
-
-
 def data_options():
     return {"data_dir": config["data_dir"], "download": config["download"]}
 
 
 def runtime_options():
     return {"device": config["device"], "precision": config["precision"]}
+
+
+def unlearned_outputs():
+    """Metrics always; the unlearned weights only when the config keeps them."""
+    out = {"metrics": "results/{dataset}/{model}/metrics/{method}/seed{seed}.json"}
+    if config["keep_unlearned"]:
+        out["model"] = (
+            "results/{dataset}/{model}/unlearned/{method}/seed{seed}.safetensors"
+        )
+    return out
 
 
 def metrics_files():

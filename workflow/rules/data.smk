@@ -1,13 +1,13 @@
 rule splits:
     output:
         "results/{dataset}/splits.npz",
+    log:
+        "logs/{dataset}/splits.log",
+    localrule: True
+    conda:
+        ENV
     params:
         fractions=lambda w: config["splits"],
         data=lambda w: data_options(),
-    log:
-        "logs/{dataset}/splits.log",
-    conda:
-        ENV
-    localrule: True
     script:
         "../scripts/splits.py"

@@ -3,9 +3,9 @@ rule init:
         "results/{dataset}/{model}/init/seed{seed}.safetensors",
     log:
         "logs/{dataset}/{model}/init/seed{seed}.log",
+    localrule: True
     conda:
         ENV
-    localrule: True
     script:
         "../scripts/init.py"
 
@@ -18,14 +18,14 @@ rule train_reference:
         model="results/{dataset}/{model}/{kind}/seed{seed}.safetensors",
         info="results/{dataset}/{model}/{kind}/seed{seed}.json",
         metrics="results/{dataset}/{model}/metrics/{kind}/seed{seed}.json",
+    log:
+        "logs/{dataset}/{model}/{kind}/seed{seed}.log",
+    conda:
+        ENV
+    threads: 1
     params:
         recipe=lambda w: ub_config.recipe(config, w.dataset),
         data=lambda w: data_options(),
         runtime=lambda w: runtime_options(),
-    log:
-        "logs/{dataset}/{model}/{kind}/seed{seed}.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/train_reference.py"

@@ -1,31 +1,24 @@
-def unlearned_outputs(wildcards=None):
-    out = {"metrics": "results/{dataset}/{model}/metrics/{method}/seed{seed}.json"}
-    if config["keep_unlearned"]:
-        out["model"] = "results/{dataset}/{model}/unlearned/{method}/seed{seed}.safetensors"
-    return out
-
-
 rule unlearn:
     input:
-        original="results/{dataset}/{model}/original/seed{seed}.safetensors",
-        splits="results/{dataset}/splits.npz",
-        # with a search, the chosen trial (best.json) wins over method_params
         **(
             {"best": "results/{dataset}/{model}/search/{method}/best.json"}
             if config["search"]["trials"] > 0
             else {}
         ),
+        original="results/{dataset}/{model}/original/seed{seed}.safetensors",
+        splits="results/{dataset}/splits.npz",
+        # with a search, the chosen trial (best.json) wins over method_params
     output:
         **unlearned_outputs(),
+    log:
+        "logs/{dataset}/{model}/unlearn/{method}/seed{seed}.log",
+    conda:
+        ENV
+    threads: 1
     params:
         hp=lambda w: config["method_params"].get(w.method, {}),
         data=lambda w: data_options(),
         runtime=lambda w: runtime_options(),
-    log:
-        "logs/{dataset}/{model}/unlearn/{method}/seed{seed}.log",
-    threads: 1
-    conda:
-        ENV
     script:
         "../scripts/unlearn.py"
 
@@ -37,8 +30,8 @@ rule metrics:
         "results/metrics.csv",
     log:
         "logs/metrics.log",
+    localrule: True
     conda:
         ENV
-    localrule: True
     script:
         "../scripts/collect_metrics.py"
