@@ -63,8 +63,13 @@ def main() -> None:
     for method in args.methods or methods.names():
         out_csv = Path(args.out) / args.dataset / args.model / method / f"seed{args.seed}.csv"
         original, retrained = paths(args.seed)
-        frame = search.search_job(ctx, args.model, method, args.seed, args.trials, cap, original, retrained,
-                                  out_csv, progress=False, include_defaults=True)
+        try:
+            frame = search.search_job(ctx, args.model, method, args.seed, args.trials, cap, original, retrained,
+                                      out_csv, progress=False, include_defaults=True)
+        except search.SearchError as err:  # e.g. a method whose every trial diverges
+            print(err, flush=True)
+            rows.append({"method": method, "label": methods.label(method), "chosen_from": "search failed"})
+            continue
         default = frame[frame["number"] == search.DEFAULTS_NUMBER].iloc[0]
         trials = frame[frame["number"] >= 0]
         sampler = search.select_best({args.seed: trials}, method)
@@ -84,7 +89,7 @@ def main() -> None:
     table = pd.DataFrame(rows)
     with io.atomic_path(Path(args.out) / f"summary_{args.dataset}_{args.model}.csv") as tmp:
         table.to_csv(tmp, index=False)
-    shown = table.drop(columns=["method", "params", "default_seconds"])
+    shown = table.drop(columns=["method", "params", "default_seconds"], errors="ignore")
     print(f"\n{args.dataset} / {args.model}: search seed {args.seed}, {args.trials} trials + the defaults, epoch cap "
           f"{cap}, {args.threads} thread(s) on {args.device}; norms of the 4 objectives (lower is better)\n")
     print(shown.to_markdown(index=False, floatfmt=".4f"))

@@ -251,7 +251,7 @@ def _finish(study, trial, state, values, reason, start, log):
 
 
 def _give_up_message(study, name, n_trials, max_attempts, storage_path) -> str:
-    reasons = [t.user_attrs.get("reason", t.state.name) for t in study.get_trials(deepcopy=False)
+    reasons = [str(t.user_attrs.get("reason", t.state.name))[:120] for t in study.get_trials(deepcopy=False)
                if t.state != TrialState.COMPLETE][-3:]
     return (f"study {name}: only {count(study)} of {n_trials} trials complete after {max_attempts} attempts "
             f"(last reasons: {'; '.join(reasons) or 'none'}). Fix the cause and rerun to continue, or "

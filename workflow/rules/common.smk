@@ -44,3 +44,44 @@ def metrics_files():
         method=list(REFERENCES) + METHODS,
         seed=SEEDS,
     )
+
+
+# Cluster resources (used by profiles/slurm; a local run only counts cores). Run time
+# in minutes = stage base x dataset cost x model cost, doubled on each retry; the
+# bases are sized for one modern GPU (README, Performance).
+STAGE_MINUTES = {
+    "train_reference": 60,
+    "unlearn": 20,
+    "search": 600,
+    "ulira_shadow": 600,
+    "ulira_unlearn": 240,
+    "ulira_search": 900,
+}
+DATASET_COST = {
+    "digits": 0.05,
+    "mnist": 0.4,
+    "fashion_mnist": 0.4,
+    "cifar10": 1.0,
+    "cifar100": 1.0,
+    "utkface": 2.0,
+}
+MODEL_COST = {"smallcnn": 0.2, "resnet18": 1.0, "tinyvit11m": 3.0}
+# The decoded pool is held in memory: utkface's 224x224 images need the most.
+DATASET_MEM_MB = {"utkface": 24000}
+
+
+def gpus(wildcards=None):
+    """One GPU per model job unless the config pins the CPU."""
+    return 0 if config["device"] == "cpu" else 1
+
+
+def minutes(stage):
+    def runtime(wildcards, attempt):
+        cost = DATASET_COST[wildcards.dataset] * MODEL_COST[wildcards.model]
+        return max(10, int(STAGE_MINUTES[stage] * cost)) * attempt
+
+    return runtime
+
+
+def memory(wildcards, attempt):
+    return DATASET_MEM_MB.get(wildcards.dataset, 8000) * attempt

@@ -203,14 +203,17 @@ rule figure_critical_difference:
         "../scripts/figure_critical_difference.py"
 
 
+GALLERY_FIGURES = REPORT_FIGURES + (["ulira"] if config["ulira"]["enabled"] else [])
+
+
 # Not part of `all`: `snakemake gallery` refreshes the small PNGs under docs/gallery/ that
 # README shows, from the figures of the current run.
 rule gallery:
     input:
         metrics="results/metrics.csv",
-        figures=expand("figures/{name}.png", name=REPORT_FIGURES),
+        figures=expand("figures/{name}.png", name=GALLERY_FIGURES),
     output:
-        expand("docs/gallery/{name}.png", name=REPORT_FIGURES),
+        expand("docs/gallery/{name}.png", name=GALLERY_FIGURES),
     log:
         "logs/gallery.log",
     localrule: True

@@ -20,6 +20,10 @@ rule search:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=gpus,
+        runtime=minutes("search"),
+        mem_mb=memory,
     params:
         trials=SEARCH_TRIALS,
         include_defaults=config["search"]["include_defaults"],

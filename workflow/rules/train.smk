@@ -23,6 +23,10 @@ rule train_reference:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=gpus,
+        runtime=minutes("train_reference"),
+        mem_mb=memory,
     params:
         recipe=lambda w: ub_config.recipe(config, w.dataset),
         data=lambda w: data_options(),

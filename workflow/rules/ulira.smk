@@ -44,6 +44,10 @@ rule ulira_shadow:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=gpus,
+        runtime=minutes("ulira_shadow"),
+        mem_mb=memory,
     params:
         recipe=lambda w: ub_config.ulira_recipe(config),
         data=lambda w: data_options(),
@@ -65,6 +69,10 @@ rule ulira_unlearn:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=gpus,
+        runtime=minutes("ulira_unlearn"),
+        mem_mb=memory,
     params:
         hp=lambda w: config["method_params"].get(w.method, {}),
         data=lambda w: data_options(),
@@ -90,6 +98,10 @@ rule ulira_search:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=gpus,
+        runtime=minutes("ulira_search"),
+        mem_mb=memory,
     params:
         trials=ULIRA["search_trials"],
         epoch_cap=lambda w: ub_config.epoch_cap(config, w.dataset),

@@ -15,6 +15,10 @@ rule unlearn:
     conda:
         ENV
     threads: 1
+    resources:
+        gpu=gpus,
+        runtime=minutes("unlearn"),
+        mem_mb=memory,
     params:
         hp=lambda w: config["method_params"].get(w.method, {}),
         data=lambda w: data_options(),
