@@ -86,7 +86,8 @@ def test_changing_one_method_reruns_only_its_jobs(finished):
     write_config(finished / "changed.yaml", **{**TINY, "method_params": {"ft": {"epochs": 2}}})
     out = snakemake(finished, "-n", "--configfile", "changed.yaml")
     counts = job_counts(out.stdout)
-    assert counts == {"all": 1, "figure_retention": 1, "metrics": 1, "table_main": 1, "unlearn": 1}, out.stdout
+    assert counts.pop("unlearn") == 1 and counts.pop("metrics") == 1 and counts.pop("all") == 1, out.stdout
+    assert counts and all(rule.startswith(("table_", "figure_")) for rule in counts), counts
     outputs = re.findall(r"output: (\S+)", out.stdout)
     assert "results/digits/smallcnn/metrics/ft/seed0.json" in outputs
     assert not [o for o in outputs if "/metrics/ga/" in o or "/metrics/ct/" in o]
@@ -96,7 +97,9 @@ def test_bad_config_fails_before_any_job(finished):
     write_config(finished / "bad.yaml", **{**TINY, "methods": ["ft", "fine_tuning"]})
     out = snakemake(finished, "-n", "--configfile", "bad.yaml", check=False)
     assert out.returncode != 0
-    assert "'fine_tuning'" in out.stderr and "valid: ft, ga" in out.stderr
+    message = out.stdout + out.stderr
+    assert "'fine_tuning'" in message and "valid: ft, ga" in message
+    assert "Building DAG" not in message
 
 
 def without_timing(frame: pd.DataFrame) -> pd.DataFrame:
@@ -119,6 +122,8 @@ def test_killed_run_resumes_to_the_same_metrics(finished, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (workdir / "results/metrics.csv").exists()
+    # README's first command: clear the lock the killed run left, then run again.
+    snakemake(workdir, "--unlock", "--configfile", "tiny.yaml")
     snakemake(workdir, "--cores", "2", "--configfile", "tiny.yaml")
     resumed = pd.read_csv(workdir / "results/metrics.csv")
     uninterrupted = pd.read_csv(finished / "results/metrics.csv")
