@@ -31,6 +31,19 @@ import torch
 from _common import log, machine
 
 
+def default_epochs() -> int:
+    """Training epochs of the embedded default (config.yaml), 20 if it cannot be read."""
+    from pathlib import Path
+
+    import yaml
+
+    try:
+        cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+        return int(cfg["training"]["digits"]["epochs"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return 20
+
+
 def startup_seconds(repeats: int = 5) -> tuple[float, float]:
     """Median wall time of `python -c 'import unlearnbench.jobs, unlearnbench.methods'`,
     and of a bare `python -c pass` for reference."""
@@ -82,6 +95,22 @@ def part1(args) -> dict:
         log(f"{name}: unlearning with defaults over {len(vals)} methods: median {statistics.median(vals):.1f} s, "
             f"mean {statistics.mean(vals):.1f} s, max {max(vals):.1f} s, sum {sum(vals):.0f} s")
         out[name] = {"train": seconds, "eval": t_eval, "unlearn": unlearn}
+    # The default workflow (config.yaml) per model: 3 seeds x (original + retrained), 18
+    # methods x 3 seeds unlearned and evaluated, a search of `trials` trials per method
+    # (approximated by the default-hyperparameter run + an evaluation each); every job
+    # pays the start-up. U-LiRA and the report are not in this sum.
+    n_train, n_retain = len(train_split), len(splits["retain"])
+    for name in args.models:
+        m = out[name]
+        u = sum(m["unlearn"].values())
+        train_s = 3 * (m["train"] * (1 + n_retain / n_train) + 2 * m["eval"])
+        unlearn_s = 3 * (u + len(m["unlearn"]) * m["eval"])
+        search_s = args.trials * (u + len(m["unlearn"]) * m["eval"])
+        jobs = 3 * 2 + 3 * len(m["unlearn"]) + len(m["unlearn"])
+        log(f"{name}: default workflow estimate: training {train_s:.0f} s, unlearning + evaluation "
+            f"{unlearn_s:.0f} s, search ({args.trials} trials/method) {search_s:.0f} s, "
+            f"{jobs} jobs x {lib:.1f} s start-up = {jobs * lib:.0f} s; "
+            f"sum {train_s + unlearn_s + search_s + jobs * lib:.0f} s of one process")
     return out
 
 
@@ -174,9 +203,11 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="smallcnn only, 4 methods, 5 epochs")
     p.add_argument("--models", nargs="+", default=None)
     p.add_argument("--methods", nargs="+", default=None, help="method names or 'all' (default)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default config: 20)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: config.yaml's training.digits.epochs)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--grid-only", action="store_true")
+    p.add_argument("--trials", type=int, default=2, help="search trials per method in the default config")
     p.add_argument("--gpu-rate", type=float, default=20000.0,
                    help="ASSUMED training samples/s of one GPU on 32x32 inputs (overhead-bound)")
     p.add_argument("--gpu-flops", type=float, default=40e12,
@@ -185,7 +216,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.models = args.models or (["smallcnn"] if args.quick else ["smallcnn", "resnet18"])
     args.methods = args.methods or (["ft", "ga", "msg", "ct"] if args.quick else ["all"])
-    args.epochs = args.epochs or (5 if args.quick else 20)
+    args.epochs = args.epochs or (5 if args.quick else default_epochs())
     log(f"machine: {machine()}")
     if not args.grid_only:
         part1(args)

@@ -82,9 +82,9 @@ def random_flip(x: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
 
 
 def augment(x: torch.Tensor, kind: str, generator: torch.Generator | None) -> torch.Tensor:
-    """Batched training augmentation of uint8 images; always returns a new tensor.
-
-    Draw order on `generator`: crop tops, crop lefts, then flips (n values each)."""
+    """Batched training augmentation of uint8 images: a new tensor ("none": `x` itself,
+    nothing drawn). Draw order on `generator`: crop tops, crop lefts, then flips (n
+    values each)."""
     if kind == "crop_flip":
         return random_flip(random_crop(x, CROP_PADDING, generator), generator)
     if kind == "flip":
@@ -120,10 +120,8 @@ class Split:
         """uint8 images -> float (x / 255 - mean) / std, bit-identical to torchvision's
         ToTensor() + Normalize(mean, std); channels_last on CUDA."""
         mean, std = _mean_std(tuple(self.spec.mean), tuple(self.spec.std), x.device)
-        if x.is_cuda:
-            out = x.to(dtype=torch.float32, memory_format=torch.channels_last)
-        else:
-            out = x.to(dtype=torch.float32, copy=True)
+        layout = torch.channels_last if x.is_cuda and x.dim() == 4 else torch.preserve_format
+        out = x.to(dtype=torch.float32, memory_format=layout, copy=True)  # never the caller's tensor
         return out.div_(255.0).sub_(mean).div_(std)
 
     def subset(self, index: torch.Tensor) -> "Split":

@@ -24,7 +24,7 @@ from .runtime import autocast, inference_model
 # Evaluation batch size for 32x32 images; larger images get proportionally fewer per
 # batch (the same number of pixels), never fewer than the floor.
 EVAL_BATCH = {"cpu": 1024, "cuda": 4096}
-EVAL_BATCH_FLOOR = {"cpu": 32, "cuda": 128}
+EVAL_BATCH_FLOOR = {"cpu": 32, "cuda": 256}
 
 
 @dataclass
