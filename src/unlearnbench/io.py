@@ -7,6 +7,7 @@ place, so a failure or a kill never leaves a half-written file under the real na
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -85,6 +86,15 @@ def load_state(path, model: torch.nn.Module) -> torch.nn.Module:
     except RuntimeError as err:
         raise CorruptFileError(f"checkpoint {path} does not fit the model: {err}") from err
     return model
+
+
+def sha256(path) -> str:
+    """Hex digest of a file, read in 1 MiB blocks (records which checkpoint a study used)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_npz(path, **arrays: np.ndarray) -> None:

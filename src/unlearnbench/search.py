@@ -325,14 +325,6 @@ def select_best(frames: Mapping[int, pd.DataFrame], method: str | None = None,
 # ----------------------------------------------------------------------------- jobs
 
 
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def journal_path(out_csv) -> Path:
     """The study journal beside the trials CSV (seed{seed}.journal); not a rule output,
     so a killed or rerun job continues the study."""
@@ -387,7 +379,7 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
 
     fingerprint = hashlib.sha256(json.dumps({
         "dataset": ctx.dataset, "model": model, "method": method, "seed": seed, "epoch_cap": epoch_cap,
-        "method_params": base, "max_batch_size": limit, "original": _sha256(original),
+        "method_params": base, "max_batch_size": limit, "original": io.sha256(original),
         "retrained": {k: retrained[k] for k in ("retain_acc", "forget_acc", "val_acc", "val_mia")},
     }, sort_keys=True, default=str).encode()).hexdigest()
     name = f"{ctx.dataset}/{model}/{method}/seed{seed}"

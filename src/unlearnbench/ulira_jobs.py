@@ -388,14 +388,6 @@ def metrics_from_logits(design: ulira.Design, split: int, forget_set: int, pool_
             "val_mia": mia_accuracy(pool_losses[forget], val_losses)}
 
 
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def search_job(ctx: ShadowContext, model: str, method: str, split: int, n_trials: int, epoch_cap: int, weights,
                retrained_bank, out_csv, method_params: Mapping | None = None, progress: bool = True):
     """One U-LiRA search study (PAPER.md §6): each trial unlearns a copy of the shadow
@@ -430,7 +422,7 @@ def search_job(ctx: ShadowContext, model: str, method: str, split: int, n_trials
 
     fingerprint = hashlib.sha256(json.dumps({
         "dataset": ctx.dataset, "model": model, "method": method, "split": split, "epoch_cap": epoch_cap,
-        "method_params": base, "max_batch_size": limit, "original": _sha256(weights), "retrained": reference,
+        "method_params": base, "max_batch_size": limit, "original": io.sha256(weights), "retrained": reference,
     }, sort_keys=True, default=str).encode()).hexdigest()
     name = f"ulira/{ctx.dataset}/{model}/{method}/split{split}"
     study = ub_search.run_study(objective, methods.get(method).search_space, n_trials,
