@@ -27,6 +27,9 @@ EVAL_BATCH = {"cpu": 1024, "cuda": 4096}
 EVAL_BATCH_FLOOR = {"cpu": 32, "cuda": 256}
 
 
+DIVERGED_LOSS = 1e4
+
+
 @dataclass
 class Predictions:
     logits: torch.Tensor  # float32 (N, C) on CPU
@@ -50,8 +53,12 @@ def _predict(net: nn.Module, data: Split, batch_size: int | None, precision: str
     # outside inference mode: the results are ordinary tensors (usable with autograd)
     logits = torch.cat(logits) if logits else torch.empty(0, device=data.device)
     labels = data.labels
-    losses = F.cross_entropy(logits, labels, reduction="none")
-    correct = logits.argmax(1) == labels
+    # A diverged model (non-finite logits, e.g. FF's noise on a small model) is scored,
+    # not fatal: its rows count as wrong and get a huge loss, so the MIA still computes.
+    finite = torch.isfinite(logits).all(1)
+    losses = torch.where(finite, F.cross_entropy(logits, labels, reduction="none"), DIVERGED_LOSS)
+    losses = torch.nan_to_num(losses, nan=DIVERGED_LOSS, posinf=DIVERGED_LOSS)
+    correct = (logits.argmax(1) == labels) & finite
     return Predictions(logits.cpu(), losses.double().cpu().numpy(), correct.cpu().numpy())
 
 
@@ -70,4 +77,5 @@ def evaluate(model: nn.Module, splits: dict[str, Split], precision: str = "fp32"
     out = {f"{name}_acc": float(p.correct.mean()) for name, p in preds.items()}
     out["val_mia"] = mia_accuracy(preds["forget"].losses, preds["val"].losses)
     out["test_mia"] = mia_accuracy(preds["forget"].losses, preds["test"].losses)
+    out["diverged"] = bool(any(not torch.isfinite(p.logits).all() for p in preds.values()))
     return out

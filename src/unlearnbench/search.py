@@ -366,6 +366,8 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
     def evaluate(hp: dict, unlearn_seed: int) -> tuple[tuple, dict]:
         unlearned, seconds = unlearn_copy(ctx, net, method, {**base, **hp}, unlearn_seed)
         metrics = ctx.evaluate(unlearned)
+        if metrics.get("diverged"):
+            raise FloatingPointError("the unlearned model diverged (non-finite logits)")
         return objectives(metrics, retrained), {"unlearn_seed": unlearn_seed, "unlearn_seconds": seconds, **metrics}
 
     def objective(hp: dict, trial) -> tuple:
@@ -408,8 +410,12 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
             study.set_user_attr(DEFAULTS_ATTR, result)
             shown = result["user_attrs"].get("reason") or "norm {:.4f}".format(math.hypot(*result["values"]))
             print(f"method defaults: {result['state']} in {result['seconds']:.2f} s, {shown}")
-    study = run_study(objective, methods.get(method).search_space, n_trials, journal, name, seed, epoch_cap,
-                      progress, fingerprint=fingerprint)
+    try:
+        study = run_study(objective, methods.get(method).search_space, n_trials, journal, name, seed, epoch_cap,
+                          progress, fingerprint=fingerprint)
+    except SearchError as err:  # every attempt failed: keep the record; select_best falls back
+        print(f"WARNING: {err}")
+        study = open_study(journal, name, fingerprint=fingerprint)
     frame = trials_frame(study, n_trials)
     if include_defaults:
         frame = with_defaults_row(frame, study.user_attrs[DEFAULTS_ATTR], methods.hyperparameters(method, base))
@@ -468,7 +474,14 @@ def select_best_job(csvs: Sequence, out_json, method: str | None = None) -> dict
         paths[int(where["seed"])] = Path(path).as_posix()
         frames[int(where["seed"])] = read_trials(path)
     method = method or where.get("method")
-    best = select_best(frames, method)
+    try:
+        best = select_best(frames, method)
+    except ValueError as err:  # no study of any seed completed a trial (e.g. every one diverged)
+        print(f"WARNING: {err}; the final runs use the method defaults")
+        best = {"method": method, "params": {}, "seed": None, "trial": None, "norm": None, "objectives": None}
+        io.write_json(out_json, {**best, "search_seeds": sorted(frames), "dataset": where.get("dataset"),
+                                 "model": where.get("model"), "source": "method defaults: no complete trial"})
+        return best
     defaults = methods.get(method).DEFAULTS if method in methods.names() else {}
     for key, value in best["params"].items():  # CSV round trip: ints back to ints
         if isinstance(defaults.get(key), int) and not isinstance(defaults.get(key), bool):
