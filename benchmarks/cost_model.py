@@ -78,9 +78,10 @@ def part1(args) -> dict:
     out = {"startup": lib, "data": t_data}
     for name in args.models:
         net = models.build(name, spec.num_classes, spec.image_size, seed=0)
-        seconds = train(net, train_split, Recipe(epochs=args.epochs), runtime.seed_everything(0), progress=False)
+        seconds = train(net, train_split, Recipe(epochs=args.epochs), runtime.seed_everything(0), args.precision,
+                        progress=False)
         t = time.perf_counter()
-        metrics = evaluate.evaluate(net, splits)
+        metrics = evaluate.evaluate(net, splits, args.precision)
         t_eval = time.perf_counter() - t
         log(f"{name}: train original ({len(train_split)} images x {args.epochs} epochs) {seconds:.1f} s "
             f"({len(train_split) * args.epochs / seconds:.0f} samples/s); evaluation {t_eval:.2f} s; "
@@ -88,7 +89,7 @@ def part1(args) -> dict:
         unlearn = {}
         for method in names:
             model, s = methods.run(method, copy.deepcopy(net), splits, spec.num_classes, {},
-                                   runtime.seed_everything(0))
+                                   runtime.seed_everything(0), args.precision)
             unlearn[method] = s
             log(f"  {name} unlearn {method:7s} {s:7.2f} s   RTE {seconds / max(s, 1e-9):7.1f}")
         vals = sorted(unlearn.values())
@@ -206,6 +207,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default: config.yaml's training.digits.epochs)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="as the config key")
     p.add_argument("--grid-only", action="store_true")
     p.add_argument("--trials", type=int, default=2, help="search trials per method in the default config")
     p.add_argument("--gpu-rate", type=float, default=20000.0,

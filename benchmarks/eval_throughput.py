@@ -91,8 +91,8 @@ def main() -> None:
         diff = 0.0
         for k in ("pil", "v2"):
             theirs = idiom_evaluate(model, splits, args.idiom_batch, 0, k)
-            diff = max(diff, max(abs(ours[m] - theirs[m]) for m in ours))
-        log(f"{name}: metrics {({k: round(v, 4) for k, v in ours.items()})}; max |project - idiom| = {diff:.2g}")
+            diff = max(diff, max(abs(ours[m] - theirs[m]) for m in theirs))
+        log(f"{name}: metrics {({k: round(float(v), 4) for k, v in ours.items()})}; max |project - idiom| = {diff:.2g}")
 
         kind, workers = search_idiom(
             idiom_configs(args), lambda k, w: idiom_evaluate(model, splits, args.idiom_batch, w, k), name)

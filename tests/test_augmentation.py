@@ -307,6 +307,45 @@ def test_fold_batchnorm_is_the_same_function_and_falls_back():
     torch.testing.assert_close(predict(hooked, split).logits, logits, rtol=1e-5, atol=1e-5)
 
 
+def test_dense_conv_equals_the_convolution_on_small_maps():
+    torch.manual_seed(0)
+    checked = 0
+    for h, w, k, stride, pad, bias in [(1, 1, 3, 1, 1, False), (2, 2, 3, 1, 1, True), (2, 2, 3, 2, 1, False),
+                                       (1, 2, 3, 1, 1, True), (2, 1, 5, 1, 2, False), (1, 1, 3, 2, 1, True)]:
+        conv = nn.Conv2d(5, 7, k, stride, pad, bias=bias)
+        x = torch.randn(4, 5, h, w)
+        with torch.no_grad():
+            want = conv(x)
+            dense = runtime.DenseConv(conv, (h, w), tuple(want.shape[-2:]))
+            for layout in (torch.contiguous_format, torch.channels_last):
+                got = dense(x.contiguous(memory_format=layout))
+                assert got.shape == want.shape
+                torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        checked += 1
+    assert checked == 6
+
+
+def test_resnet18_inference_copy_matches_and_is_specialised():
+    """On 32x32 inputs ResNet-18's layer3/layer4 convolutions see 2x2 and 1x1 maps: the
+    inference copy runs them as matrix products, with BatchNorm folded, same outputs."""
+    torch.manual_seed(0)
+    model = models.build("resnet18", 10, 32, seed=0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    split = eval_splits()["val"]
+    logits, _ = straightforward(copy.deepcopy(model), split)
+    with runtime.inference_model(model, torch.device("cpu"), (3, 32, 32)) as net:
+        dense = [n for n, m in net.named_modules() if isinstance(m, runtime.DenseConv)]
+        assert len(dense) == 7 and all(n.startswith(("layer3", "layer4")) for n in dense)
+        assert not any(isinstance(m, nn.BatchNorm2d) for n, m in net.named_modules() if n in
+                       {str(node.target) for node in net.graph.nodes if node.op == "call_module"})
+    torch.testing.assert_close(predict(model, split).logits, logits, rtol=1e-4, atol=1e-4)
+    assert model.training and not any(isinstance(m, runtime.DenseConv) for m in model.modules())
+
+
 # --------------------------------------------------------------------------- training
 
 

@@ -114,6 +114,31 @@ def test_method_is_deterministic_for_a_fixed_seed(name):
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_bf16_precision_runs_the_method_under_autocast(name):
+    """precision bf16 on CPU: the method's convolutions compute in bf16 (IU's in fp32),
+    its weights stay fp32 and finite; fp32 (the default) leaves every convolution in fp32."""
+    seen = {}
+    for precision in ("fp32", "bf16"):
+        dtypes = set()
+        net = models.build("smallcnn", 10, seed=0)
+        hook = torch.nn.modules.module.register_module_forward_hook(
+            lambda mod, inp, out: dtypes.add(out.dtype) if isinstance(mod, torch.nn.Conv2d) else None)
+        try:
+            out, _ = methods.run(name, net, splits_for_test(), 10, tiny_hp(name), torch.Generator().manual_seed(0),
+                                 precision)
+        finally:
+            hook.remove()
+        assert all(v.dtype == torch.float32 and torch.isfinite(v).all()
+                   for v in out.state_dict().values() if v.is_floating_point())
+        seen[precision] = dtypes
+    assert seen["fp32"] <= {torch.float32}
+    if name == "iu":  # IU sums a thousand rank-one terms: fp32 whatever the precision
+        assert seen["bf16"] <= {torch.float32}
+    elif seen["bf16"]:  # methods that run the network at all (every one but a pure weight edit)
+        assert torch.bfloat16 in seen["bf16"], seen["bf16"]
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_search_space_keys_are_hyperparameters(name):
     import optuna
 

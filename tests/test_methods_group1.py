@@ -17,6 +17,8 @@ from unlearnbench.methods import _g1_common as g1
 from unlearnbench.methods import bt, ff, iu, ngplus, salun, scrub, srl
 from unlearnbench.methods.base import UnlearnData
 
+from conftest import tiny_split
+
 C = 10
 SPEC = get_spec("digits")
 GROUP1 = ("srl", "ngplus", "scrub", "bt", "salun", "ff", "iu")
@@ -557,6 +559,39 @@ def test_woodfisher_known_small_vectors():
 def test_iu_influence_direction_known_answer():
     v = iu.influence_direction(torch.tensor([2.0, 4.0]), torch.tensor([10.0, 20.0]), 2, 8)
     torch.testing.assert_close(v, torch.tensor([0.2 - 0.25, 0.4 - 0.5]))
+
+
+def test_woodfisher_closed_form_equals_the_recursion():
+    """IU's fast path: from g.g_first and g.v alone, the same k as the literal recursion
+    (by hand on the small example, and on random float64 vectors)."""
+    v = torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64)
+    gs = [torch.tensor([1.0, 0.0, 1.0]), torch.tensor([0.0, 1.0, 1.0]), torch.tensor([1.0, 1.0, 0.0])]
+    gs = [g.double() for g in gs]
+    dots = torch.tensor([[g @ gs[0], g @ v] for g in gs[1:]])
+    torch.testing.assert_close(iu.woodfisher_from_dots(v, gs[0], dots[:, 0], dots[:, 1], damping=1.0),
+                               torch.tensor([-2 / 3, 2.0, -5 / 3], dtype=torch.float64))
+    torch.manual_seed(0)
+    v = torch.randn(20, dtype=torch.float64)
+    gs = [torch.randn(20, dtype=torch.float64) * 10 for _ in range(30)]
+    dots = torch.tensor([[g @ gs[0], g @ v] for g in gs[1:]])
+    torch.testing.assert_close(iu.woodfisher_from_dots(v, gs[0], dots[:, 0], dots[:, 1]), iu.woodfisher(v, gs))
+
+
+@pytest.mark.parametrize("name", models.MODEL_NAMES)
+def test_iu_gradient_dots_are_per_sample_gradient_dot_products(name):
+    """The forward-mode dots g_i.u equal the dot products of the explicit per-sample
+    gradients, on every registry model (TinyViT's attention included), in order."""
+    torch.manual_seed(0)
+    model = g1.eval_mode(models.build(name, C, seed=0))
+    split = tiny_split(12, 3)
+    grads = list(iu.single_sample_gradients(model, split, 12))
+    u = torch.randn_like(grads[0])
+    dots = iu.gradient_dots(model, split, [grads[0], u], 2, 9)
+    g1_, u_ = grads[0].double(), u.double()
+    expected = torch.tensor([[float(g.double() @ g1_), float(g.double() @ u_)] for g in grads[2:9]],
+                            dtype=torch.float64)
+    assert dots.shape == (7, 2) and dots.dtype == torch.float64
+    torch.testing.assert_close(dots, expected, rtol=2e-3, atol=1e-6 * float(expected.abs().max()))
 
 
 def test_iu_summed_gradient_is_sum_of_per_sample_gradients(splits):

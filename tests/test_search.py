@@ -227,6 +227,7 @@ training:
 search:
   trials: 2
   seeds: [0]
+  include_defaults: true  # the defaults row competes (row -1)
 device: cpu
 ulira: {methods: [ft]}  # U-LiRA reuses the main search's choices: only methods it covers
 """
@@ -281,3 +282,22 @@ def test_search_rules_on_a_tiny_config(tmp_path):
     assert metrics["hyperparameters_source"]["from"] == "search"
     assert metrics["hyperparameters_source"]["trial"] == best["trial"]
     assert {k: metrics["hyperparameters"][k] for k in best["params"]} == best["params"]
+
+
+def test_hyperparameter_table_keeps_a_method_whose_studies_all_failed(tmp_path):
+    """A method with no complete trial (every setting diverged, e.g. FF on resnet18) is
+    listed with its defaults and no objectives, not dropped and not an error."""
+    chosen = {"dataset": "digits", "model": "smallcnn", "method": "ft", "seed": 0, "trial": 1, "norm": 0.25,
+              "objectives": dict(zip(search.OBJECTIVES, (0.1, 0.2, 0.05, 0.1))), "params": {"lr": 0.05}}
+    failed = {"dataset": "digits", "model": "smallcnn", "method": "ff", "seed": None, "trial": None, "norm": None,
+              "objectives": None, "params": {}, "source": "method defaults: no complete trial"}
+    paths = []
+    for best in (failed, chosen):
+        paths.append(tmp_path / f"{best['method']}.json")
+        paths[-1].write_text(json.dumps(best))
+    table = search.write_hyperparameters_table(paths, tmp_path / "h.csv", tmp_path / "h.md")
+    assert list(table["method"]) == ["ft", "ff"]  # paper order
+    assert table.loc[1, list(search.OBJECTIVES) + ["norm"]].isna().all()
+    assert table.loc[0, "norm"] == 0.25 and table.loc[0, "retain_gap"] == 0.1
+    md = (tmp_path / "h.md").read_text()
+    assert "| FF " in md and "none complete: defaults" in md and "(defaults)" in md and "0.2500" in md

@@ -174,7 +174,7 @@ def test_slurm_end_to_end_retry_and_resume(workdir):
     assert len(logs) == 1 and logs[0].startswith("group_unlearn_digits_smallcnn"), logs
     finished = FINISHED.findall(out)
     assert finished.count("unlearn") == 1 and "train_reference" not in finished, finished
-    assert "wildcards: dataset=digits, model=smallcnn, method=ga, seed=0" in out
+    assert "wildcards: dataset=digits, model=smallcnn, method=ga" in out
     assert gone.exists()
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     assert len(pd.read_csv(work / "results/metrics.csv")) == 4

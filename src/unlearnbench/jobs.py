@@ -54,7 +54,7 @@ class Context:
         self.dataset = dataset
         self.spec = data.get_spec(dataset)
         self.device = runtime.select_device(device)
-        self.precision = precision
+        self.precision = runtime.resolve_precision(precision, self.device)
         runtime.setup(threads, self.device)
         indices = data.read_splits(splits_path)
         pool = data.load_pool(dataset, data_dir, download)
@@ -89,7 +89,8 @@ def train_reference(ctx: Context, model: str, kind: str, seed: int, recipe: dict
     io.save_state(out_model, net, {"dataset": ctx.dataset, "model": model, "kind": kind, "seed": seed})
     metrics = {**ctx.evaluate(net), "seconds": seconds}
     io.write_json(out_info, {"seconds": seconds, "epochs": recipe["epochs"], "recipe": recipe,
-                             "device": str(ctx.device), "train_size": len(ctx.training_split(kind))})
+                             "device": str(ctx.device), "precision": ctx.precision,
+                             "train_size": len(ctx.training_split(kind))})
     io.write_json(out_metrics, metrics)
     print(metrics)
     return metrics
@@ -100,7 +101,8 @@ def unlearn_and_evaluate(ctx: Context, model: str, method: str, seed: int, hp: d
     """Unlearn the original of one seed with `method` and `hp`, evaluate, write metrics."""
     net = ctx.model(model, original)
     generator = runtime.seed_everything(seed)
-    net, seconds = methods.run(method, net, ctx.splits, ctx.spec.num_classes, hp, generator)
+    net, seconds = methods.run(method, net, ctx.splits, ctx.spec.num_classes, hp, generator,
+                                ctx.precision)
     metrics = {**ctx.evaluate(net), "seconds": seconds, "hyperparameters": methods.hyperparameters(method, hp)}
     if out_model:
         io.save_state(out_model, net, {"dataset": ctx.dataset, "model": model, "method": method, "seed": seed})
@@ -112,6 +114,7 @@ def unlearn_and_evaluate(ctx: Context, model: str, method: str, seed: int, hp: d
 def unlearn_copy(ctx: Context, original: torch.nn.Module, method: str, hp: dict, seed: int):
     """Unlearn a copy of an in-memory original (search trials, shadow models)."""
     generator = runtime.seed_everything(seed)
-    return methods.run(method, copy.deepcopy(original), ctx.splits, ctx.spec.num_classes, hp, generator)
+    return methods.run(method, copy.deepcopy(original), ctx.splits, ctx.spec.num_classes, hp, generator,
+                       ctx.precision)
 
 

@@ -514,20 +514,29 @@ def chosen_hyperparameters(method: str, method_params: Mapping | None = None, be
                        "trial": best["trial"], "norm": best["norm"]}
 
 
-def unlearn_job(ctx, model: str, method: str, seed: int, method_params, original, out_metrics,
-                out_model=None, best_json=None) -> dict:
-    """jobs.unlearn_and_evaluate with the hyperparameters of chosen_hyperparameters, and
-    their origin recorded in the metrics JSON under "hyperparameters_source"."""
+def unlearn_job(ctx, model: str, method: str, seeds: Sequence[int], method_params, originals: Sequence,
+                out_metrics: Sequence, out_models: Sequence | None = None, best_json=None) -> list[dict]:
+    """jobs.unlearn_and_evaluate for each seed's original, in order, with the
+    hyperparameters of chosen_hyperparameters; their origin is recorded in each metrics
+    JSON under "hyperparameters_source". One job runs every seed of a (dataset, model,
+    method): the start-up (imports, data) is paid once."""
     from . import io, methods
     from .jobs import unlearn_and_evaluate
 
+    if not len(seeds) == len(originals) == len(out_metrics) or (out_models and len(out_models) != len(seeds)):
+        raise ValueError(f"{len(seeds)} seeds need as many originals, metrics paths (and model paths)")
     hp, source = chosen_hyperparameters(method, method_params, best_json)
     print(f"hyperparameters from {source}: {methods.hyperparameters(method, hp)}")
-    with io.atomic_path(out_metrics) as tmp:
-        metrics = unlearn_and_evaluate(ctx, model, method, seed, hp, original, tmp, out_model)
-        metrics["hyperparameters_source"] = source
-        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    return metrics
+    results = []
+    for i, seed in enumerate(seeds):
+        print(f"seed {seed}:", flush=True)
+        with io.atomic_path(out_metrics[i]) as tmp:
+            metrics = unlearn_and_evaluate(ctx, model, method, int(seed), hp, originals[i], tmp,
+                                           out_models[i] if out_models else None)
+            metrics["hyperparameters_source"] = source
+            tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        results.append(metrics)
+    return results
 
 
 def _format_value(value) -> str:
@@ -544,9 +553,10 @@ def write_hyperparameters_table(best_jsons: Sequence, out_csv, out_md) -> pd.Dat
     rows = []
     for path in best_jsons:
         best = io.read_json(path)
+        objectives = best["objectives"] or dict.fromkeys(OBJECTIVES)  # None: no study completed a trial
         rows.append({"dataset": best.get("dataset"), "model": best.get("model"), "method": best["method"],
                      "search_seed": best["seed"], "trial": best["trial"], "norm": best["norm"],
-                     **best["objectives"], "params": json.dumps(best["params"], sort_keys=True)})
+                     **objectives, "params": json.dumps(best["params"], sort_keys=True)})
     columns = ["dataset", "model", "method", "search_seed", "trial", "norm", *OBJECTIVES, "params"]
     table = pd.DataFrame(rows, columns=columns)
     rank = {m: i for i, m in enumerate(methods.names())}
@@ -561,9 +571,10 @@ def write_hyperparameters_table(best_jsons: Sequence, out_csv, out_md) -> pd.Dat
             "Method": [methods.label(m) for m in block["method"]],
             "Setting": [", ".join(f"{k}={_format_value(v)}" for k, v in json.loads(p).items()) or "(defaults)"
                         for p in block["params"]],
-            "Seed": block["search_seed"].to_numpy(),
-            "Trial": ["defaults" if t == DEFAULTS_NUMBER else str(t) for t in block["trial"]],
-            "Norm": [f"{v:.4f}" for v in block["norm"]]})
+            "Seed": ["-" if pd.isna(v) else str(int(v)) for v in block["search_seed"]],
+            "Trial": ["none complete: defaults" if pd.isna(t) else "defaults" if t == DEFAULTS_NUMBER
+                      else str(int(t)) for t in block["trial"]],
+            "Norm": ["-" if pd.isna(v) else f"{v:.4f}" for v in block["norm"]]})
         parts.append(f"## {dataset} / {model}\n")
         parts.append(shown.to_markdown(index=False) + "\n")
     io.write_text(out_md, "\n".join(parts))

@@ -119,7 +119,7 @@ class ShadowContext:
         self.dataset = dataset
         self.spec = data.get_spec(dataset)
         self.device = runtime.select_device(device)
-        self.precision = precision
+        self.precision = runtime.resolve_precision(precision, self.device)
         runtime.setup(threads, self.device)
         self.design = ulira.Design.load(design_path)
         pool = data.load_pool(dataset, data_dir, download)
@@ -200,7 +200,8 @@ def unlearn_shadow_split(ctx: ShadowContext, model: str, method: str, split: int
     for f in range(d.n_forget_sets):
         net = load_state(weights, f, ctx.new_model(model))
         generator = runtime.seed_everything(ulira.shadow_seed(split, f, 1))
-        net, secs = methods.run(method, net, ctx.unlearn_data(split, f), ctx.spec.num_classes, hp, generator)
+        net, secs = methods.run(method, net, ctx.unlearn_data(split, f), ctx.spec.num_classes, hp, generator,
+                                ctx.precision)
         pool_logits, v = ctx.logits(net)
         acc = ctx.accuracies(pool_logits, split, f)
         print(f"split {split} forget set {f} {method}: {secs:.2f} s, {acc}")
@@ -414,7 +415,7 @@ def search_job(ctx: ShadowContext, model: str, method: str, split: int, n_trials
             raise optuna.TrialPruned(f"batch size {too_big} > {limit} on {ctx.dataset}")
         seed = ub_search.derived_seed(ulira.shadow_seed(split, 0, 1), trial.number)
         net, seconds = methods.run(method, copy.deepcopy(original), data_, ctx.spec.num_classes, {**base, **hp},
-                                   runtime.seed_everything(seed))
+                                   runtime.seed_everything(seed), ctx.precision)
         metrics = metrics_from_logits(design, split, 0, *ctx.logits(net))
         for key, value in {"unlearn_seed": seed, "unlearn_seconds": seconds, **metrics}.items():
             trial.set_user_attr(key, value)

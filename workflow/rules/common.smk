@@ -26,11 +26,18 @@ def runtime_options():
 
 
 def unlearned_outputs():
-    """Metrics always; the unlearned weights only when the config keeps them."""
-    out = {"metrics": "results/{dataset}/{model}/metrics/{method}/seed{seed}.json"}
+    """Per seed, in SEEDS order: the metrics JSON, and the unlearned weights when the
+    config keeps them."""
+    out = {
+        "metrics": expand(
+            "results/{{dataset}}/{{model}}/metrics/{{method}}/seed{seed}.json",
+            seed=SEEDS,
+        )
+    }
     if config["keep_unlearned"]:
-        out["model"] = (
-            "results/{dataset}/{model}/unlearned/{method}/seed{seed}.safetensors"
+        out["models"] = expand(
+            "results/{{dataset}}/{{model}}/unlearned/{{method}}/seed{seed}.safetensors",
+            seed=SEEDS,
         )
     return out
 
@@ -47,8 +54,8 @@ def metrics_files():
 
 
 # Cluster resources (used by profiles/slurm; a local run only counts cores). Run time
-# in minutes = stage base x dataset cost x model cost, doubled on each retry; the
-# bases are sized for one modern GPU (README, Performance).
+# in minutes = stage base x dataset cost x model cost x models per job, times the
+# attempt number on retries; the bases are sized for one modern GPU (README, Performance).
 STAGE_MINUTES = {
     "train_reference": 60,
     "unlearn": 20,
@@ -75,9 +82,11 @@ def gpus(wildcards=None):
     return 0 if config["device"] == "cpu" else 1
 
 
-def minutes(stage):
+def minutes(stage, models=1):
+    """Run time of a job of `stage` that handles `models` models (e.g. one per seed)."""
+
     def runtime(wildcards, attempt):
-        cost = DATASET_COST[wildcards.dataset] * MODEL_COST[wildcards.model]
+        cost = DATASET_COST[wildcards.dataset] * MODEL_COST[wildcards.model] * models
         return max(10, int(STAGE_MINUTES[stage] * cost)) * attempt
 
     return runtime

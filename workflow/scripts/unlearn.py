@@ -1,4 +1,4 @@
-"""Unlearn one seed's original with one method, evaluate it, write its metrics.
+"""Unlearn every seed's original with one method, evaluate each, write their metrics.
 
 Hyperparameters: the method defaults, updated with config method_params, updated with
 the search's chosen trial (best.json) when the search is on; the metrics JSON records
@@ -11,5 +11,5 @@ w = snakemake.wildcards
 with logging_to(snakemake.log[0]):
     ctx = Context(w.dataset, snakemake.input.splits, **snakemake.params.data, **snakemake.params.runtime,
                   threads=snakemake.threads)
-    unlearn_job(ctx, w.model, w.method, int(w.seed), snakemake.params.hp, snakemake.input.original,
-                snakemake.output.metrics, snakemake.output.get("model"), snakemake.input.get("best"))
+    unlearn_job(ctx, w.model, w.method, snakemake.params.seeds, snakemake.params.hp, snakemake.input.originals,
+                snakemake.output.metrics, snakemake.output.get("models"), snakemake.input.get("best"))

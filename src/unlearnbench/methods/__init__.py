@@ -14,6 +14,7 @@ from types import ModuleType
 
 import torch
 
+from ..runtime import autocast
 from ..train import sync
 from .base import DataAccessError, UnlearnData
 
@@ -68,14 +69,16 @@ def hyperparameters(name: str, overrides: dict | None = None) -> dict:
 
 
 def run(name: str, model: torch.nn.Module, splits: dict, num_classes: int, hp: dict,
-        generator: torch.Generator) -> tuple[torch.nn.Module, float]:
-    """Unlearn with method `name`, handing it only the splits it reads; return the model
-    and the wall time of the unlearning call alone."""
+        generator: torch.Generator, precision: str = "fp32") -> tuple[torch.nn.Module, float]:
+    """Unlearn with method `name`, handing it only the splits it reads, under the job's
+    precision (bf16 autocast, as for training); return the model and the wall time of
+    the unlearning call alone."""
     method = get(name)
     data = UnlearnData.restricted(name, method.READS, splits, num_classes)
     sync(data.device)
     start = time.perf_counter()
-    model = method.unlearn(model, data, hyperparameters(name, hp), generator)
+    with autocast(data.device, precision):
+        model = method.unlearn(model, data, hyperparameters(name, hp), generator)
     sync(data.device)
     return model, time.perf_counter() - start
 
