@@ -228,6 +228,7 @@ search:
   trials: 2
   seeds: [0]
   include_defaults: true  # the defaults row competes (row -1)
+  start_from_defaults: true  # trial 0: the defaults, epochs capped at E_max = 1
 device: cpu
 ulira: {methods: [ft]}  # U-LiRA reuses the main search's choices: only methods it covers
 """
@@ -273,6 +274,11 @@ def test_search_rules_on_a_tiny_config(tmp_path):
         assert best["objectives"] == pytest.approx(again["objectives"])
         assert best["norm"] == pytest.approx(float(trials["norm"].min()))
         assert trials.loc[0, "user_attrs_start"] == "method defaults"
+        assert trials.loc[1, "user_attrs_start"] == "method defaults, epochs capped at E_max"
+        full = {"ft": 5, "ga": 10}[method]  # METHODS.md defaults, and capped at E_max = 1 in trial 0
+        assert (trials.loc[0, "params_epochs"], trials.loc[1, "params_epochs"]) == (full, 1)
+    ft = search.read_trials(base / "ft" / "seed0.csv").set_index("number")
+    assert (ft.loc[0, "params_lr"], ft.loc[0, "params_batch_size"]) == (0.1, 256)
     table = pd.read_csv(tmp_path / "results/tables/hyperparameters.csv")
     assert list(table["method"]) == ["ft", "ga"]
     assert "| FT " in (tmp_path / "results/tables/hyperparameters.md").read_text()
@@ -282,6 +288,13 @@ def test_search_rules_on_a_tiny_config(tmp_path):
     assert metrics["hyperparameters_source"]["from"] == "search"
     assert metrics["hyperparameters_source"]["trial"] == best["trial"]
     assert {k: metrics["hyperparameters"][k] for k in best["params"]} == best["params"]
+
+
+def test_capped_epochs_caps_only_epoch_counts():
+    hp = {"epochs": 10, "fine_epochs": 4, "reset_epoch": 5, "lr": 0.1, "batch_size": 256}
+    assert search.capped_epochs(hp, 3) == {"epochs": 3, "fine_epochs": 3, "reset_epoch": 5, "lr": 0.1,
+                                           "batch_size": 256}
+    assert search.capped_epochs({"epochs": 3.2}, 4) == {"epochs": 3.2}
 
 
 def test_hyperparameter_table_keeps_a_method_whose_studies_all_failed(tmp_path):

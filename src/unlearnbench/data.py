@@ -73,7 +73,11 @@ def load_digits(root: Path, download: bool) -> Pool:
     return Pool(_grey_to_rgb32(grey[order]), labels[order], n_train=len(labels) - n_test)
 
 
-def _torchvision_pool(cls, name: str, root: Path, download: bool, what: str) -> Pool:
+def _torchvision_pool(cls_name: str, name: str, root: Path, download: bool, what: str) -> Pool:
+    # Imported here: torchvision takes over a second to import, which digits jobs skip.
+    from torchvision import datasets
+
+    cls = getattr(datasets, cls_name)
     parts = []
     for train in (True, False):
         try:
@@ -84,9 +88,9 @@ def _torchvision_pool(cls, name: str, root: Path, download: bool, what: str) -> 
     return parts
 
 
-def _mnist_like(cls, name: str) -> Callable[[Path, bool], Pool]:
+def _mnist_like(cls_name: str, name: str) -> Callable[[Path, bool], Pool]:
     def load(root: Path, download: bool) -> Pool:
-        train, test = _torchvision_pool(cls, name, root, download, f"{cls.__name__}/raw/*-ubyte")
+        train, test = _torchvision_pool(cls_name, name, root, download, f"{cls_name}/raw/*-ubyte")
         images = torch.cat([train.data, test.data])
         labels = torch.cat([train.targets, test.targets]).long()
         return Pool(_grey_to_rgb32(images), labels, n_train=len(train.targets))
@@ -94,9 +98,9 @@ def _mnist_like(cls, name: str) -> Callable[[Path, bool], Pool]:
     return load
 
 
-def _cifar(cls, name: str, folder: str) -> Callable[[Path, bool], Pool]:
+def _cifar(cls_name: str, name: str, folder: str) -> Callable[[Path, bool], Pool]:
     def load(root: Path, download: bool) -> Pool:
-        train, test = _torchvision_pool(cls, name, root, download, f"{folder}/ (python batches)")
+        train, test = _torchvision_pool(cls_name, name, root, download, f"{folder}/ (python batches)")
         images = torch.from_numpy(np.concatenate([train.data, test.data])).permute(0, 3, 1, 2)
         labels = torch.tensor(list(train.targets) + list(test.targets), dtype=torch.int64)
         return Pool(images.contiguous(), labels, n_train=len(train.targets))
@@ -136,23 +140,21 @@ def load_utkface(root: Path, download: bool) -> Pool:
 
 
 def _registry() -> dict[str, DatasetSpec]:
-    from torchvision import datasets as tv
-
     mnist_norm = ((0.1307,) * 3, (0.3081,) * 3)
     return {
         "digits": DatasetSpec("digits", 10, 32, *mnist_norm, "flip", load_digits, "scikit-learn"),
-        "mnist": DatasetSpec("mnist", 10, 32, *mnist_norm, "flip", _mnist_like(tv.MNIST, "mnist"), "MNIST"),
+        "mnist": DatasetSpec("mnist", 10, 32, *mnist_norm, "flip", _mnist_like("MNIST", "mnist"), "MNIST"),
         "fashion_mnist": DatasetSpec(
             "fashion_mnist", 10, 32, (0.2860,) * 3, (0.3530,) * 3, "flip",
-            _mnist_like(tv.FashionMNIST, "fashion_mnist"), "FashionMNIST",
+            _mnist_like("FashionMNIST", "fashion_mnist"), "FashionMNIST",
         ),
         "cifar10": DatasetSpec(
             "cifar10", 10, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), "crop_flip",
-            _cifar(tv.CIFAR10, "cifar10", "cifar-10-batches-py"), "cifar-10-batches-py",
+            _cifar("CIFAR10", "cifar10", "cifar-10-batches-py"), "cifar-10-batches-py",
         ),
         "cifar100": DatasetSpec(
             "cifar100", 100, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "crop_flip",
-            _cifar(tv.CIFAR100, "cifar100", "cifar-100-python"), "cifar-100-python",
+            _cifar("CIFAR100", "cifar100", "cifar-100-python"), "cifar-100-python",
         ),
         "utkface": DatasetSpec(
             "utkface", 5, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "none", load_utkface, "UTKFace",

@@ -337,7 +337,8 @@ def oversized_batches(hp: Mapping, limit: int | None) -> dict:
 
 def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap: int, original,
                retrained_metrics, out_csv, journal=None, method_params: Mapping | None = None,
-               progress: bool = True, include_defaults: bool = True) -> pd.DataFrame:
+               progress: bool = True, include_defaults: bool = True,
+               start_from_defaults: bool = False) -> pd.DataFrame:
     """One study of (dataset, model, method, search seed): each trial unlearns a copy of
     the seed's original with the trial's hyperparameters (unsampled ones: the method's
     defaults updated with `method_params`), evaluates it and scores it against the
@@ -349,7 +350,12 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
     the selection (and win ties), so the chosen setting is never worse than the defaults
     on this objective. They stay outside the Optuna trials (their epochs may exceed the
     cap, their values lie outside the space), so the sampler never sees them; the result
-    is kept in the journal's study attributes, so a rerun does not redo it."""
+    is kept in the journal's study attributes, so a rerun does not redo it.
+
+    With `start_from_defaults`, trial 0 of a new study is the method defaults (with
+    `method_params`), epoch counts capped at `epoch_cap` so that it lies in the search
+    space (Optuna's enqueue_trial): a normal trial that counts towards the budget and
+    that the sampler learns from."""
     from . import io, methods
     from .jobs import unlearn_copy
 
@@ -382,6 +388,7 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
     fingerprint = hashlib.sha256(json.dumps({
         "dataset": ctx.dataset, "model": model, "method": method, "seed": seed, "epoch_cap": epoch_cap,
         "method_params": base, "max_batch_size": limit, "original": io.sha256(original),
+        **({"start_from_defaults": True} if start_from_defaults else {}),
         "retrained": {k: retrained[k] for k in ("retain_acc", "forget_acc", "val_acc", "val_mia")},
     }, sort_keys=True, default=str).encode()).hexdigest()
     name = f"{ctx.dataset}/{model}/{method}/seed{seed}"
@@ -410,9 +417,13 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
             study.set_user_attr(DEFAULTS_ATTR, result)
             shown = result["user_attrs"].get("reason") or "norm {:.4f}".format(math.hypot(*result["values"]))
             print(f"method defaults: {result['state']} in {result['seconds']:.2f} s, {shown}")
+    enqueue = []
+    if start_from_defaults:
+        enqueue.append({**capped_epochs(methods.hyperparameters(method, base), epoch_cap),
+                        "user_attrs": {"start": "method defaults, epochs capped at E_max"}})
     try:
         study = run_study(objective, methods.get(method).search_space, n_trials, journal, name, seed, epoch_cap,
-                          progress, fingerprint=fingerprint)
+                          progress, fingerprint=fingerprint, enqueue=enqueue)
     except SearchError as err:  # every attempt failed: keep the record; select_best falls back
         print(f"WARNING: {err}")
         study = open_study(journal, name, fingerprint=fingerprint)
@@ -426,6 +437,11 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
     print(f"{name}: {len(done)} complete of {len(trials)} trials; mean {done['seconds'].mean():.2f} s "
           f"per complete trial")
     return frame
+
+
+def capped_epochs(hp: Mapping, epoch_cap: int) -> dict:
+    """`hp` with every epoch count ("epochs", "*_epochs") at most `epoch_cap`."""
+    return {k: min(v, epoch_cap) if k == "epochs" or k.endswith("_epochs") else v for k, v in hp.items()}
 
 
 def with_defaults_row(frame: pd.DataFrame, result: Mapping, defaults: Mapping) -> pd.DataFrame:

@@ -17,6 +17,7 @@ rule search:
         "results/{dataset}/{model}/search/{method}/seed{seed}.csv",
     log:
         "logs/{dataset}/{model}/search/{method}/seed{seed}.log",
+    priority: 20
     conda:
         ENV
     threads: 1
@@ -27,6 +28,7 @@ rule search:
     params:
         trials=SEARCH_TRIALS,
         include_defaults=config["search"]["include_defaults"],
+        start_from_defaults=config["search"]["start_from_defaults"],
         epoch_cap=lambda w: ub_config.epoch_cap(config, w.dataset),
         hp=lambda w: config["method_params"].get(w.method, {}),
         data=lambda w: data_options(),
@@ -45,6 +47,7 @@ rule select_best:
         "results/{dataset}/{model}/search/{method}/best.json",
     log:
         "logs/{dataset}/{model}/search/{method}/best.log",
+    priority: 20
     localrule: True
     conda:
         ENV

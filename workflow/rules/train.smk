@@ -20,6 +20,7 @@ rule train_reference:
         metrics="results/{dataset}/{model}/metrics/{kind}/seed{seed}.json",
     log:
         "logs/{dataset}/{model}/{kind}/seed{seed}.log",
+    priority: 30
     conda:
         ENV
     threads: 1

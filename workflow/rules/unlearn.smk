@@ -17,6 +17,7 @@ rule unlearn:
         **unlearned_outputs(),
     log:
         "logs/{dataset}/{model}/unlearn/{method}.log",
+    priority: 10
     conda:
         ENV
     threads: 1

@@ -9,4 +9,5 @@ with logging_to(snakemake.log[0]):
                   threads=snakemake.threads)
     search_job(ctx, w.model, w.method, int(w.seed), snakemake.params.trials, snakemake.params.epoch_cap,
                snakemake.input.original, snakemake.input.retrained, snakemake.output[0],
-               method_params=snakemake.params.hp, include_defaults=snakemake.params.include_defaults)
+               method_params=snakemake.params.hp, include_defaults=snakemake.params.include_defaults,
+               start_from_defaults=snakemake.params.start_from_defaults)
