@@ -5,7 +5,9 @@ has trained (under --results), and for each method, it runs the study of the `se
 rule (`search.search_job`, journal and CSV under --out, so a rerun resumes), with the
 method defaults evaluated as row -1, and reports the norm of the 4 objectives of
   default : the method defaults (unlearning seed = the model seed, as `unlearn` does);
-  sampler : the best of the sampler's N trials alone (the paper's selection);
+  sampler : the best of the study's N trials alone (the paper's selection, and the
+            workflow's unless search.include_defaults; with search.start_from_defaults
+            in --config, trial 0 is the defaults with epochs capped at E_max);
   chosen  : what best.json would hold (sampler's trials and defaults compete);
 and, with --check-seeds, the same comparison on other model seeds (their own original
 and retrained models): the chosen setting vs the defaults where they differ, which is
@@ -57,7 +59,9 @@ def main() -> None:
     def paths(seed):
         return (base / "original" / f"seed{seed}.safetensors", base / "metrics" / "retrained" / f"seed{seed}.json")
 
-    ctx = Context(args.dataset, root / "splits.npz", device=args.device, threads=args.threads)
+    ctx = Context(args.dataset, root / "splits.npz", device=args.device, threads=args.threads,
+                  precision=cfg["precision"])
+    start = cfg["search"]["start_from_defaults"]  # as the workflow's studies do
     checks = {s: (ctx.model(args.model, paths(s)[0]), io.read_json(paths(s)[1])) for s in args.check_seeds}
     rows = []
     for method in args.methods or methods.names():
@@ -65,7 +69,8 @@ def main() -> None:
         original, retrained = paths(args.seed)
         try:
             frame = search.search_job(ctx, args.model, method, args.seed, args.trials, cap, original, retrained,
-                                      out_csv, progress=False, include_defaults=True)
+                                      out_csv, progress=False, include_defaults=True,
+                                      start_from_defaults=start)
         except search.SearchError as err:  # e.g. a method whose every trial diverges
             print(err, flush=True)
             rows.append({"method": method, "label": methods.label(method), "chosen_from": "search failed"})
@@ -91,7 +96,8 @@ def main() -> None:
         table.to_csv(tmp, index=False)
     shown = table.drop(columns=["method", "params", "default_seconds"], errors="ignore")
     print(f"\n{args.dataset} / {args.model}: search seed {args.seed}, {args.trials} trials + the defaults, epoch cap "
-          f"{cap}, {args.threads} thread(s) on {args.device}; norms of the 4 objectives (lower is better)\n")
+          f"{cap}, trial 0 = capped defaults: {start}, precision {ctx.precision}, {args.threads} thread(s) on "
+          f"{args.device}; norms of the 4 objectives (lower is better)\n")
     print(shown.to_markdown(index=False, floatfmt=".4f"))
     n = len(table)
     print(f"\nsampler's best <= default: {int((table['sampler'] <= table['default']).sum())}/{n} methods; "

@@ -42,7 +42,7 @@ OBJECTIVES = ("retain_gap", "forget_gap", "val_gap", "mia_gap")
 MAX_BATCH_SIZE = {"utkface": 128}
 """Datasets whose trials are pruned when a sampled batch size exceeds the limit (§5)."""
 
-ATTEMPTS_PER_TRIAL = 5
+ATTEMPTS_PER_TRIAL = 3
 """A study gives up after n_trials x this many trials (failed and pruned included)."""
 
 PARAM_PREFIX = "params_"
@@ -166,7 +166,7 @@ def run_study(objective: Callable, space: Callable, n_trials: int, storage_path,
     raises, or returns a non-finite value, is FAIL with its reason in the user attribute
     "reason"; optuna.TrialPruned makes it PRUNED. Neither counts towards the budget.
     The study lives in a JournalFileBackend at `storage_path` and is resumed from it.
-    Gives up with SearchError once the study holds `max_attempts` (default n_trials x 5)
+    Gives up with SearchError once the study holds `max_attempts` (default n_trials x 3)
     trials without reaching the budget. `enqueue`: parameter sets (e.g. the method
     defaults) that a newly created study evaluates first, as trials 0, 1, ...; each may
     carry user attributes under the key "user_attrs". One writer per journal is assumed."""
