@@ -19,11 +19,12 @@ pytestmark = pytest.mark.workflow
 TINY = {
     "datasets": ["digits"],
     "models": ["smallcnn"],
-    "seeds": [0],
+    "seeds": [0, 1],
     "methods": ["ft", "ga", "ct"],
     "training": {"digits": {"epochs": 15}},
     "search": {"trials": 0},
     "ulira": {"enabled": False},
+    "keep_unlearned": True,
     "device": "cpu",
 }
 TIMING = ["seconds"]
@@ -58,17 +59,21 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 
 def test_outputs_exist_and_results_make_sense(finished):
     metrics = pd.read_csv(finished / "results/metrics.csv")
-    assert set(metrics["method"]) == {"original", "retrained", "ft", "ga", "ct"} and len(metrics) == 5
+    assert set(metrics["method"]) == {"original", "retrained", "ft", "ga", "ct"} and len(metrics) == 10
+    assert sorted(metrics["seed"].unique()) == [0, 1]
     for column in ["retain_acc", "forget_acc", "val_acc", "test_acc", "val_mia", "test_mia"]:
         assert metrics[column].between(0, 1).all(), column
     assert (metrics["seconds"] > 0).all()
-    by = metrics.set_index("method")
+    by = metrics.groupby("method").mean(numeric_only=True)
     assert abs(by.loc["retrained", "val_mia"] - 0.5) < 0.1  # never saw the forget set
     assert by.loc["original", "forget_acc"] > by.loc["original", "test_acc"]  # memorisation is visible
     assert by.loc["original", "test_acc"] > 0.85
     for path in ["results/tables/main.csv", "results/tables/main.md", "figures/retention_vs_indiscernibility.png",
                  "figures/retention_vs_indiscernibility.pdf", "results/digits/splits.npz",
-                 "results/digits/smallcnn/init/seed0.safetensors", "results/digits/smallcnn/retrained/seed0.json"]:
+                 "results/digits/smallcnn/init/seed0.safetensors", "results/digits/smallcnn/retrained/seed0.json",
+                 # one unlearn job per method ran both seeds; keep_unlearned kept the weights
+                 "results/digits/smallcnn/unlearned/ft/seed0.safetensors",
+                 "results/digits/smallcnn/unlearned/ft/seed1.safetensors", "logs/digits/smallcnn/unlearn/ft.log"]:
         assert (finished / path).stat().st_size > 0, path
     assert not list(finished.glob("results/**/*.tmp")), "temporary files left behind"
     for log in (finished / "logs").rglob("*.log"):
@@ -88,8 +93,8 @@ def test_changing_one_method_reruns_only_its_jobs(finished):
     counts = job_counts(out.stdout)
     assert counts.pop("unlearn") == 1 and counts.pop("metrics") == 1 and counts.pop("all") == 1, out.stdout
     assert counts and all(rule.startswith(("table_", "figure_")) for rule in counts), counts
-    outputs = re.findall(r"output: (\S+)", out.stdout)
-    assert "results/digits/smallcnn/metrics/ft/seed0.json" in outputs
+    outputs = [o for line in re.findall(r"output: (.+)", out.stdout) for o in line.split(", ")]
+    assert {"results/digits/smallcnn/metrics/ft/seed0.json", "results/digits/smallcnn/metrics/ft/seed1.json"} <= set(outputs)
     assert not [o for o in outputs if "/metrics/ga/" in o or "/metrics/ct/" in o]
 
 
