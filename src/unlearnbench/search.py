@@ -337,7 +337,7 @@ def oversized_batches(hp: Mapping, limit: int | None) -> dict:
 
 def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap: int, original,
                retrained_metrics, out_csv, journal=None, method_params: Mapping | None = None,
-               progress: bool = True, include_defaults: bool = True,
+               progress: bool = True, include_defaults: bool = False,
                start_from_defaults: bool = False) -> pd.DataFrame:
     """One study of (dataset, model, method, search seed): each trial unlearns a copy of
     the seed's original with the trial's hyperparameters (unsampled ones: the method's
