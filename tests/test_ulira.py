@@ -236,3 +236,9 @@ def test_ulira_workflow_on_a_tiny_config(tmp_path):
         ["retrained", "original", "ft"]
     for path in ("results/tables/ulira.md", "figures/ulira.png", "figures/ulira.pdf"):
         assert (tmp_path / path).stat().st_size > 0
+    # the HTML report holds the U-LiRA table and figure
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--report", "report.html", "table_ulira", "figure_ulira",
+                           "--configfile", "tiny.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "ulira.png" in html and "ulira.csv" in html

@@ -64,7 +64,11 @@ rule table_hyperparameters:
             method=METHODS,
         ),
     output:
-        csv="results/tables/hyperparameters.csv",
+        csv=report(
+            "results/tables/hyperparameters.csv",
+            caption="../report/table_hyperparameters.rst",
+            category="Tables",
+        ),
         md="results/tables/hyperparameters.md",
     log:
         "logs/tables/hyperparameters.log",

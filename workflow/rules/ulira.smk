@@ -160,7 +160,11 @@ rule table_ulira:
     input:
         ulira_scores("json"),
     output:
-        csv="results/tables/ulira.csv",
+        csv=report(
+            "results/tables/ulira.csv",
+            caption="../report/table_ulira.rst",
+            category="U-LiRA",
+        ),
         md="results/tables/ulira.md",
     log:
         "logs/tables/ulira.log",
@@ -175,7 +179,11 @@ rule figure_ulira:
     input:
         ulira_scores("npz"),
     output:
-        png="figures/ulira.png",
+        png=report(
+            "figures/ulira.png",
+            caption="../report/figure_ulira.rst",
+            category="U-LiRA",
+        ),
         pdf="figures/ulira.pdf",
     log:
         "logs/figures/ulira.log",
