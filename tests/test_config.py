@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 import yaml
 
 from unlearnbench import config
@@ -42,6 +43,8 @@ def test_shipped_configs_are_valid():
         ({"seeds": ["zero"]}, ["seeds.0", "'zero'"]),
         ({"seeds": [1, 1]}, ["seeds", "non-unique"]),
         ({"device": "tpu"}, ["device", "'tpu'", "auto", "cuda"]),
+        ({"precision": "fp16"}, ["precision", "'fp16'", "fp32", "bf16", "auto"]),
+        ({"search": {"start_from_defaults": "yes"}}, ["search.start_from_defaults", "'yes'"]),
         ({"method_params": {"ft": {"epochz": 3}}}, ["method_params.ft", "epochz", "valid:", "epochs"]),
         ({"method_params": {"nope": {}}}, ["method_params", "'nope'"]),
         ({"training": {"digits": {"epochs": 0}}}, ["training.digits.epochs", "0"]),
@@ -76,3 +79,16 @@ def test_recipe_and_epoch_cap_follow_the_paper():
 def test_schema_is_valid_yaml_with_descriptions():
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     assert all("description" in spec for spec in schema["properties"].values())
+
+
+def test_precision_auto_resolves_to_what_the_device_computes_natively(monkeypatch):
+    from unlearnbench import runtime
+
+    cpu = torch.device("cpu")
+    assert runtime.resolve_precision("fp32", cpu) == "fp32" and runtime.resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: True)
+    assert runtime.resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(runtime, "native_bf16", lambda device: False)
+    assert runtime.resolve_precision("auto", cpu) == "fp32"
+    with pytest.raises(ValueError, match="'fp16'; valid: auto, fp32, bf16"):
+        runtime.resolve_precision("fp16", cpu)

@@ -6,6 +6,7 @@ import contextlib
 import os
 import random
 import re
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     try:
-        flags = open("/proc/cpuinfo").read()
+        flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
     return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
@@ -64,8 +65,8 @@ def autocast(device: torch.device, precision: str = "fp32"):
 
     Weights, optimiser state and losses stay fp32; convolutions and matrix products run
     in bf16. On a CPU with native bf16 (AVX512-BF16 or AMX) this trains ResNet-18
-    about 1.5x faster (benchmarks/train_throughput.py --precision bf16); without it,
-    bf16 is emulated and slower."""
+    about 1.45x faster (benchmarks/cost_model.py --precision bf16); without it, bf16
+    is emulated and slower."""
     if precision == "bf16" and device.type in ("cuda", "cpu"):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
