@@ -1,7 +1,7 @@
 """Cost model: seconds per model per stage for the embedded default, and the paper grid.
 
 Part 1 measures, on this machine, what one model costs in each stage of the default
-config (digits, 20 training epochs): job start-up (importing the library), data
+config (digits, config.yaml's training epochs and batch size): job start-up (importing the library), data
 loading, training the original, every method's unlearning with its defaults (and its
 RTE = training seconds / unlearning seconds, the ratio this script prints), evaluation.
 
@@ -31,17 +31,17 @@ import torch
 from _common import log, machine
 
 
-def default_epochs() -> int:
-    """Training epochs of the embedded default (config.yaml), 20 if it cannot be read."""
+def default_recipe() -> dict:
+    """config.yaml's training overrides for digits (epochs, batch size...); {} if unreadable."""
     from pathlib import Path
 
     import yaml
 
     try:
         cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
-        return int(cfg["training"]["digits"]["epochs"])
+        return dict(cfg["training"]["digits"])
     except (OSError, KeyError, TypeError, ValueError):
-        return 20
+        return {}
 
 
 def startup_seconds(repeats: int = 5) -> tuple[float, float]:
@@ -78,7 +78,8 @@ def part1(args) -> dict:
     out = {"startup": lib, "data": t_data}
     for name in args.models:
         net = models.build(name, spec.num_classes, spec.image_size, seed=0)
-        seconds = train(net, train_split, Recipe(epochs=args.epochs), runtime.seed_everything(0), args.precision,
+        recipe = Recipe.from_config({**default_recipe(), "epochs": args.epochs})
+        seconds = train(net, train_split, recipe, runtime.seed_everything(0), args.precision,
                         progress=False)
         t = time.perf_counter()
         metrics = evaluate.evaluate(net, splits, args.precision)
@@ -218,7 +219,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.models = args.models or (["smallcnn"] if args.quick else ["smallcnn", "resnet18"])
     args.methods = args.methods or (["ft", "ga", "msg", "ct"] if args.quick else ["all"])
-    args.epochs = args.epochs or (5 if args.quick else default_epochs())
+    args.epochs = args.epochs or (5 if args.quick else default_recipe().get("epochs", 20))
     log(f"machine: {machine()}")
     if not args.grid_only:
         part1(args)

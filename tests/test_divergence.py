@@ -33,3 +33,17 @@ def test_healthy_model_is_not_flagged():
     splits = {k: tiny_split(40, i) for i, k in enumerate(["retain", "forget", "val", "test"])}
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
     assert evaluate.evaluate(net, splits)["diverged"] is False
+
+
+def test_reference_with_non_finite_weights_fails_naming_the_tensor():
+    import pytest
+
+    from unlearnbench.jobs import check_finite_weights
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    check_finite_weights(net, "a healthy net")  # no error
+    with torch.no_grad():
+        net[2].weight[0, 1] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"2\.weight") as err:
+        check_finite_weights(net, "the original smallcnn of seed 0")
+    assert "0.weight" not in str(err.value) and "precision fp32" in str(err.value)

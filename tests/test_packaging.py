@@ -31,3 +31,16 @@ def test_every_rule_names_the_conda_env_and_a_log():
             name = body.split(":", 1)[0]
             assert "conda:" in body and "ENV" in body, f"rule {name} in {smk.name} lacks conda: ENV"
             assert "log:" in body, f"rule {name} in {smk.name} lacks log:"
+
+
+def test_selection_jobs_start_without_torch():
+    """select_best runs once per (dataset, model, method): its script's imports must not
+    pull in torch or scikit-learn (~3 s of start-up per job on a laptop)."""
+    import subprocess
+    import sys
+
+    script = (REPO / "workflow/scripts/select_best.py").read_text()
+    imports = "\n".join(line for line in script.splitlines() if line.startswith(("from ", "import ")))
+    probe = imports + "\nimport sys\nprint(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -12,12 +12,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+
+# torch and safetensors are imported by the checkpoint functions alone: selection,
+# table and figure jobs use this module without paying torch's start-up.
+if TYPE_CHECKING:
+    import torch
 
 
 class CorruptFileError(RuntimeError):
@@ -66,6 +68,8 @@ def read_json(path) -> dict:
 
 def save_state(path, model: torch.nn.Module, metadata: dict | None = None) -> None:
     """Save a model's state dict as safetensors (contiguous CPU copies)."""
+    from safetensors.torch import save_file
+
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     meta = {k: str(v) for k, v in (metadata or {}).items()}
     with atomic_path(path) as tmp:
@@ -74,6 +78,9 @@ def save_state(path, model: torch.nn.Module, metadata: dict | None = None) -> No
 
 def load_state(path, model: torch.nn.Module) -> torch.nn.Module:
     """Load a safetensors checkpoint into `model`; any read problem names the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")

@@ -6,7 +6,6 @@ atomically, so a killed job leaves nothing under a real output name.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import sys
 import time
@@ -17,19 +16,6 @@ import torch
 from . import data, evaluate, io, methods, models, runtime
 from .batches import Split, make_splits_on_device
 from .train import Recipe, train
-
-
-@contextlib.contextmanager
-def logging_to(path):
-    """Send stdout and stderr (tqdm progress included) of the job to its log file."""
-    if path is None:
-        yield
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] start", flush=True)
-        yield
-        print(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] done", flush=True)
 
 
 def write_splits(dataset: str, out, data_dir="data", download=False, val_fraction=0.15, forget_fraction=0.1):
@@ -86,6 +72,7 @@ def train_reference(ctx: Context, model: str, kind: str, seed: int, recipe: dict
     generator = runtime.seed_everything(seed)
     seconds = train(net, ctx.training_split(kind), Recipe.from_config(recipe), generator, ctx.precision,
                     desc=f"{kind} {model} seed {seed}")
+    check_finite_weights(net, f"the {kind} {model} of seed {seed}")
     io.save_state(out_model, net, {"dataset": ctx.dataset, "model": model, "kind": kind, "seed": seed})
     metrics = {**ctx.evaluate(net), "seconds": seconds}
     io.write_json(out_info, {"seconds": seconds, "epochs": recipe["epochs"], "recipe": recipe,
@@ -94,6 +81,17 @@ def train_reference(ctx: Context, model: str, kind: str, seed: int, recipe: dict
     io.write_json(out_metrics, metrics)
     print(metrics)
     return metrics
+
+
+def check_finite_weights(net: torch.nn.Module, what: str) -> None:
+    """A reference model with NaN or infinite weights is unusable downstream (IU, FF and
+    every method that reads its gradients): fail its job, naming the tensors."""
+    bad = [name for name, p in net.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise FloatingPointError(
+            f"training {what} left non-finite weights in {', '.join(bad)}. Known cause: on CPU, "
+            "bf16 autocast corrupts the weight gradient of a stride-2 3x3 convolution on a 1x1 "
+            "channels_last map (resnet18 on 16x16 inputs); use precision fp32 there.")
 
 
 def unlearn_and_evaluate(ctx: Context, model: str, method: str, seed: int, hp: dict, original,

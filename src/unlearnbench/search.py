@@ -479,7 +479,7 @@ _CSV = re.compile(r"(?P<dataset>[^/]+)/(?P<model>[^/]+)/search/(?P<method>[^/]+)
 
 def select_best_job(csvs: Sequence, out_json, method: str | None = None) -> dict:
     """best.json of one (dataset, model, method) from its per-seed trials CSVs."""
-    from . import io, methods
+    from . import io
 
     frames, paths, where = {}, {}, {}
     for path in csvs:
@@ -498,10 +498,15 @@ def select_best_job(csvs: Sequence, out_json, method: str | None = None) -> dict
         io.write_json(out_json, {**best, "search_seeds": sorted(frames), "dataset": where.get("dataset"),
                                  "model": where.get("model"), "source": "method defaults: no complete trial"})
         return best
-    defaults = methods.get(method).DEFAULTS if method in methods.names() else {}
-    for key, value in best["params"].items():  # CSV round trip: ints back to ints
-        if isinstance(defaults.get(key), int) and not isinstance(defaults.get(key), bool):
-            best["params"][key] = int(round(value))
+    if any(isinstance(v, float) and v.is_integer() for v in best["params"].values()):
+        # An int parameter read back as float (its CSV column has gaps): the method's
+        # defaults say which are ints. Imported only here: the registry pulls in torch.
+        from . import methods
+
+        defaults = methods.get(method).DEFAULTS if method in methods.names() else {}
+        for key, value in best["params"].items():
+            if isinstance(defaults.get(key), int) and not isinstance(defaults.get(key), bool):
+                best["params"][key] = int(round(value))
     best.update({
         "dataset": where.get("dataset"), "model": where.get("model"),
         "search_seeds": sorted(frames),

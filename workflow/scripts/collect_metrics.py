@@ -1,6 +1,6 @@
 """Gather every per-model metrics JSON into results/metrics.csv."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.scores import collect_metrics
 
 with logging_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """figures/critical_difference.{png,pdf}."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.report.figures import critical_difference
 
 with logging_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """figures/rank_heatmap.{png,pdf}."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.report.figures import rank_heatmap
 
 with logging_to(snakemake.log[0]):

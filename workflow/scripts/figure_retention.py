@@ -1,6 +1,6 @@
 """figures/retention_vs_indiscernibility.{png,pdf}."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.report.figures import retention_vs_indiscernibility
 
 with logging_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """figures/rte.{png,pdf}."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.report.figures import rte
 
 with logging_to(snakemake.log[0]):

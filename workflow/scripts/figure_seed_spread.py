@@ -1,6 +1,6 @@
 """figures/seed_spread.{png,pdf}."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.report.figures import seed_spread
 
 with logging_to(snakemake.log[0]):

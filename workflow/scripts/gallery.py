@@ -1,6 +1,6 @@
 """docs/gallery/*.png: downsized copies of the figures for README, labelled with their data."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.report.gallery import describe_metrics, make_gallery
 
 with logging_to(snakemake.log[0]):

@@ -1,6 +1,7 @@
 """Draw and save the initialisation of one (dataset, model, seed)."""
 
-from unlearnbench.jobs import logging_to, write_init
+from unlearnbench.jobs import write_init
+from unlearnbench.logs import logging_to
 
 w = snakemake.wildcards
 with logging_to(snakemake.log[0]):

@@ -1,6 +1,7 @@
 """One hyperparameter study of (dataset, model, method, search seed); resumes its journal."""
 
-from unlearnbench.jobs import Context, logging_to
+from unlearnbench.jobs import Context
+from unlearnbench.logs import logging_to
 from unlearnbench.search import search_job
 
 w = snakemake.wildcards

@@ -1,6 +1,6 @@
 """best.json of one (dataset, model, method): the trial with the smallest objective norm."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.search import select_best_job
 
 with logging_to(snakemake.log[0]):

@@ -1,6 +1,7 @@
 """Write the fixed split of one dataset (PAPER.md §2)."""
 
-from unlearnbench.jobs import logging_to, write_splits
+from unlearnbench.jobs import write_splits
+from unlearnbench.logs import logging_to
 
 with logging_to(snakemake.log[0]):
     write_splits(snakemake.wildcards.dataset, snakemake.output[0], **snakemake.params.data,

@@ -1,6 +1,6 @@
 """results/tables/critical_difference.{csv,md,tex} and nemenyi_pvalues.csv: Friedman + Nemenyi."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.report.tables import write_cd_table
 
 with logging_to(snakemake.log[0]):

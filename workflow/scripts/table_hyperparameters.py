@@ -1,6 +1,6 @@
 """results/tables/hyperparameters.{csv,md}: the chosen setting per dataset, model, method."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.search import write_hyperparameters_table
 
 with logging_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """results/tables/main.{csv,md,tex}: per (dataset, model), one row per method."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.report.tables import write_main_table
 
 with logging_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """results/tables/rankings.{csv,md,tex} and mean_ranks.csv: ranks per setting, mean ranks."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.report.tables import write_rankings_table
 
 with logging_to(snakemake.log[0]):

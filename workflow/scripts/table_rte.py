@@ -1,6 +1,6 @@
 """results/tables/rte.{csv,md,tex}: run-time efficiency and unlearning seconds per method and setting."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.report.tables import write_rte_table
 
 with logging_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """Score one kind of shadow model (a method, original or retrained) with U-LiRA."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.ulira_jobs import attack_job
 
 with logging_to(snakemake.log[0]):

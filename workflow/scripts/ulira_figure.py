@@ -1,6 +1,6 @@
 """figures/ulira.{png,pdf}: ROC curves (log-log) and the distribution of P per method."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.ulira_jobs import write_figure
 
 with logging_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
 """One U-LiRA search study of (method, shadow split): forget set 0 of the split."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.ulira_jobs import ShadowContext, search_job
 
 w = snakemake.wildcards

@@ -1,6 +1,6 @@
 """best.json of one method over its U-LiRA search splits."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.ulira_jobs import select_best_job
 
 with logging_to(snakemake.log[0]):

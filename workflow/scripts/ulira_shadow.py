@@ -1,7 +1,7 @@
 """Train the original and retrained shadow models of every forget set of one split;
 keep their logit banks and (temporarily) the originals' weights."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.ulira_jobs import ShadowContext, train_shadow_split
 
 w = snakemake.wildcards

@@ -1,6 +1,6 @@
 """U-LiRA split design: validation hold-out, K IN/OUT splits, F forget sets per split."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.ulira_jobs import write_design
 
 with logging_to(snakemake.log[0]):

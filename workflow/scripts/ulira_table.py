@@ -1,6 +1,6 @@
 """results/tables/ulira.{csv,md}: one row per method, references first."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.ulira_jobs import write_table
 
 with logging_to(snakemake.log[0]):

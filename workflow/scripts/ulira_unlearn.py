@@ -1,6 +1,6 @@
 """Unlearn the F shadow originals of one split with one method; keep the logit bank."""
 
-from unlearnbench.jobs import logging_to
+from unlearnbench.logs import logging_to
 from unlearnbench.search import chosen_hyperparameters
 from unlearnbench.ulira_jobs import ShadowContext, unlearn_shadow_split
 
