@@ -68,16 +68,14 @@ def cifar10_like_splits(scale: float, seed: int = 0) -> dict[str, Split]:
 
 
 def digits_splits() -> dict[str, Split]:
-    """The embedded default's real splits, resized to 32x32 (the workflow uses 16x16)
-    like cifar10, with cifar10's augmentation so crop + flip is exercised."""
+    """The embedded default's real splits (scikit-learn digits upsampled to 32x32),
+    with cifar10's augmentation so crop + flip is exercised."""
     import dataclasses
 
     pool = ub_data.load_pool("digits")
-    images = torch.nn.functional.interpolate(pool.images.float(), size=(32, 32), mode="bilinear", antialias=True)
-    images = images.round().clamp(0, 255).to(torch.uint8)
     idx = ub_data.make_splits(pool.n_train, len(pool.labels))
-    spec = dataclasses.replace(ub_data.get_spec("digits"), image_size=32, augmentation="crop_flip")
-    return {k: Split(images[torch.from_numpy(v)], pool.labels[torch.from_numpy(v)], spec) for k, v in idx.items()}
+    spec = dataclasses.replace(ub_data.get_spec("digits"), augmentation="crop_flip")
+    return {k: Split(pool.images[torch.from_numpy(v)], pool.labels[torch.from_numpy(v)], spec) for k, v in idx.items()}
 
 
 class IdiomDataset(Dataset):

@@ -18,9 +18,6 @@ import torch
 import torch.nn.functional as F
 
 SPLIT_SEED = 123
-# The 8x8 digits are upsampled 2x: enough for the ImageNet stem of resnet18 (4x4 maps after
-# it) at a quarter of the compute of the 32x32 mnist-like inputs.
-DIGITS_SIZE = 16
 SPLIT_NAMES = ("retain", "forget", "val", "test")
 
 
@@ -55,11 +52,11 @@ def _missing(name: str, root: Path, what: str, err: Exception | None = None) -> 
     )
 
 
-def _grey_to_rgb(images: torch.Tensor, size: int = 32) -> torch.Tensor:
-    """(N, H, W) uint8 grey -> (N, 3, size, size) uint8, bilinear resize like torchvision's Resize."""
+def _grey_to_rgb32(images: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) uint8 grey -> (N, 3, 32, 32) uint8, bilinear resize like torchvision's Resize."""
     x = images.unsqueeze(1).float()
-    if x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    if x.shape[-1] != 32:
+        x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
     return x.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
 
 
@@ -73,7 +70,7 @@ def load_digits(root: Path, download: bool) -> Pool:
     order = np.random.RandomState(SPLIT_SEED).permutation(len(labels))
     n_test = int(0.2 * len(labels))
     order = np.concatenate([order[n_test:], order[:n_test]])  # train first, then test
-    return Pool(_grey_to_rgb(grey[order], DIGITS_SIZE), labels[order], n_train=len(labels) - n_test)
+    return Pool(_grey_to_rgb32(grey[order]), labels[order], n_train=len(labels) - n_test)
 
 
 def _torchvision_pool(cls_name: str, name: str, root: Path, download: bool, what: str) -> Pool:
@@ -96,7 +93,7 @@ def _mnist_like(cls_name: str, name: str) -> Callable[[Path, bool], Pool]:
         train, test = _torchvision_pool(cls_name, name, root, download, f"{cls_name}/raw/*-ubyte")
         images = torch.cat([train.data, test.data])
         labels = torch.cat([train.targets, test.targets]).long()
-        return Pool(_grey_to_rgb(images), labels, n_train=len(train.targets))
+        return Pool(_grey_to_rgb32(images), labels, n_train=len(train.targets))
 
     return load
 
@@ -145,7 +142,7 @@ def load_utkface(root: Path, download: bool) -> Pool:
 def _registry() -> dict[str, DatasetSpec]:
     mnist_norm = ((0.1307,) * 3, (0.3081,) * 3)
     return {
-        "digits": DatasetSpec("digits", 10, DIGITS_SIZE, *mnist_norm, "flip", load_digits, "scikit-learn"),
+        "digits": DatasetSpec("digits", 10, 32, *mnist_norm, "flip", load_digits, "scikit-learn"),
         "mnist": DatasetSpec("mnist", 10, 32, *mnist_norm, "flip", _mnist_like("MNIST", "mnist"), "MNIST"),
         "fashion_mnist": DatasetSpec(
             "fashion_mnist", 10, 32, (0.2860,) * 3, (0.3530,) * 3, "flip",
