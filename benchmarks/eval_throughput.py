@@ -13,10 +13,13 @@ val and test population MIA (unlearnbench.attacks.mia, the same function on both
            forget, val and test (7 passes), under torch.no_grad()
 
 Runs alternate between the sides (order swapped every repeat); medians are compared.
-The last line holds the ratios.
+The last line holds the ratios. The idiom runs in fp32; the project side runs in
+--precision (fp32 by default, like for like; `auto` is what config.yaml runs: bf16
+autocast where the CPU computes bf16 natively).
 
     python benchmarks/eval_throughput.py            # cifar10 proportions at 1/10 scale
     python benchmarks/eval_throughput.py --quick    # 1/25 scale, fewer repeats
+    python benchmarks/eval_throughput.py --precision auto   # the project as config.yaml runs it
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import torch.nn.functional as F
 
 from _common import (base_parser, cifar10_like_splits, digits_splits, idiom_configs, idiom_loader, log, machine,
                      median, search_idiom, Timing)
-from unlearnbench import models
+from unlearnbench import models, runtime
 from unlearnbench.attacks.mia import mia_accuracy
 from unlearnbench.evaluate import evaluate
 
@@ -73,7 +76,10 @@ def main() -> None:
     p.add_argument("--scale", type=float, default=None,
                    help="fraction of cifar10's split sizes (38250/4250/7500/10000); default 0.1, quick 0.04")
     p.add_argument("--idiom-batch", type=int, default=256, help="the idiom's evaluation batch size")
+    p.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
+                   help="the project side's precision (the idiom: fp32)")
     args = p.parse_args()
+    precision = runtime.resolve_precision(args.precision, torch.device("cpu"))
     torch.set_num_threads(args.threads)
     scale = args.scale or (0.04 if args.quick else 0.1)
     repeats = args.repeats or (3 if args.quick else 5)
@@ -82,12 +88,12 @@ def main() -> None:
     log(f"machine: {machine()}")
     log(f"data: {args.data}, splits " + ", ".join(f"{k} {len(splits[k])}" for k in NAMES)
         + f" ({total} images 3x32x32); idiom batch {args.idiom_batch}; "
-        f"{repeats} repeats per side")
+        f"{repeats} repeats per side; project precision {precision} ({args.precision}), idiom fp32")
     ratios = {}
     for name in args.models:
         model = trained(name, splits, steps=4 if args.quick else 8)
         # warm-up, untimed; the two sides must agree on every metric
-        ours = evaluate(model, splits)
+        ours = evaluate(model, splits, precision)
         diff = 0.0
         for k in ("pil", "v2"):
             theirs = idiom_evaluate(model, splits, args.idiom_batch, 0, k)
@@ -102,7 +108,7 @@ def main() -> None:
             order = ("project", "idiom") if rep % 2 == 0 else ("idiom", "project")
             for side in order:
                 if side == "project":
-                    times[side].run(evaluate, model, splits)
+                    times[side].run(evaluate, model, splits, precision)
                 else:
                     times[side].run(idiom_evaluate, model, splits, args.idiom_batch, workers, kind)
                 dt, cpu = times[side].wall[-1], times[side].cpu[-1]
@@ -113,7 +119,7 @@ def main() -> None:
         log(f"{name}: project {proj:.2f} s ({total / proj:.0f} images/s), idiom ({kind}, {workers} workers) "
             f"{idiom:.2f} s ({total / idiom:.0f} images/s), ratio {ratios[name]:.2f}x (medians of {repeats}); "
             f"CPU-time ratio {cpu_ratio:.2f}x")
-    log("RATIOS eval (project / idiom images/s, all metrics of one model): "
+    log(f"RATIOS eval (project in {precision} / idiom in fp32 images/s, all metrics of one model): "
         + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
 
 
