@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -36,8 +37,6 @@ def test_healthy_model_is_not_flagged():
 
 
 def test_reference_with_non_finite_weights_fails_naming_the_tensor():
-    import pytest
-
     from unlearnbench.jobs import check_finite_weights
 
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))

@@ -7,9 +7,6 @@ atomically, so a killed job leaves nothing under a real output name.
 from __future__ import annotations
 
 import copy
-import sys
-import time
-from pathlib import Path
 
 import torch
 

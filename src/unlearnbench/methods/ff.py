@@ -65,11 +65,13 @@ FISHER_CACHE_SIZE = 3  # one per searchable batch size
 
 def _fingerprint(model, split, batch_size: int, num_classes: int) -> str:
     """A hash of everything F depends on: weights and buffers (eval-mode BatchNorm),
-    the retain images and labels, batch size, classes, device and autocast state."""
+    which parameters are trainable, the retain images and labels, batch size, classes,
+    device and autocast state."""
     digest = hashlib.blake2b(digest_size=20)
     device = split.images.device
     digest.update(repr((batch_size, num_classes, str(device), torch.is_autocast_enabled(device.type),
-                        torch.get_autocast_dtype(device.type))).encode())
+                        torch.get_autocast_dtype(device.type),
+                        [p.requires_grad for p in model.parameters()])).encode())
     for name, tensor in [*model.state_dict().items(), ("images", split.images), ("labels", split.labels)]:
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
