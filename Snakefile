@@ -37,5 +37,5 @@ rule all:
         rules.figure_rank_heatmap.output,
         rules.figure_seed_spread.output,
         rules.figure_critical_difference.output,
-        rules.table_hyperparameters.output if config["search"]["trials"] > 0 else [],
+        rules.table_hyperparameters.output if ub_config.search_on(config) else [],
         ulira_outputs(),

@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -33,8 +34,6 @@ from _common import log, machine
 
 def default_recipe() -> dict:
     """config.yaml's training overrides for digits (epochs, batch size...); {} if unreadable."""
-    from pathlib import Path
-
     import yaml
 
     try:
@@ -42,6 +41,16 @@ def default_recipe() -> dict:
         return dict(cfg["training"]["digits"])
     except (OSError, KeyError, TypeError, ValueError):
         return {}
+
+
+def default_trials(model: str) -> int:
+    """config.yaml's search trials per study of `model` (2 if unreadable)."""
+    from unlearnbench import config as ub_config
+
+    try:
+        return ub_config.search_trials(ub_config.load(Path(__file__).resolve().parents[1] / "config.yaml"), model)
+    except (ub_config.ConfigError, KeyError):
+        return 2
 
 
 def startup_seconds(repeats: int = 5) -> tuple[float, float]:
@@ -107,10 +116,11 @@ def part1(args) -> dict:
         u = sum(m["unlearn"].values())
         train_s = 3 * (m["train"] * (1 + n_retain / n_train) + 2 * m["eval"])
         unlearn_s = 3 * (u + len(m["unlearn"]) * m["eval"])
-        search_s = args.trials * (u + len(m["unlearn"]) * m["eval"])
+        trials = args.trials or default_trials(name)
+        search_s = trials * (u + len(m["unlearn"]) * m["eval"])
         jobs = 3 * 2 + 3 * len(m["unlearn"]) + len(m["unlearn"])
         log(f"{name}: default workflow estimate: training {train_s:.0f} s, unlearning + evaluation "
-            f"{unlearn_s:.0f} s, search ({args.trials} trials/method) {search_s:.0f} s, "
+            f"{unlearn_s:.0f} s, search ({trials} trials/method) {search_s:.0f} s, "
             f"{jobs} jobs x {lib:.1f} s start-up = {jobs * lib:.0f} s; "
             f"sum {train_s + unlearn_s + search_s + jobs * lib:.0f} s of one process")
     return out
@@ -210,7 +220,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="as the config key")
     p.add_argument("--grid-only", action="store_true")
-    p.add_argument("--trials", type=int, default=2, help="search trials per method in the default config")
+    p.add_argument("--trials", type=int, default=None,
+                   help="search trials per method (default: config.yaml's search.trials of the model)")
     p.add_argument("--gpu-rate", type=float, default=20000.0,
                    help="ASSUMED training samples/s of one GPU on 32x32 inputs (overhead-bound)")
     p.add_argument("--gpu-flops", type=float, default=40e12,

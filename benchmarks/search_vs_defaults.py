@@ -7,7 +7,8 @@ method defaults evaluated as row -1, and reports the norm of the 4 objectives of
   default : the method defaults (unlearning seed = the model seed, as `unlearn` does);
   sampler : the best of the study's N trials alone (the paper's selection, and the
             workflow's unless search.include_defaults; with search.start_from_defaults
-            in --config, trial 0 is the defaults with epochs capped at E_max);
+            in --config, trial 0 is the defaults moved into the search space:
+            epochs capped at E_max, out-of-range values at the range's end);
   chosen  : what best.json would hold (sampler's trials and defaults compete);
 and, with --check-seeds, the same comparison on other model seeds (their own original
 and retrained models): the chosen setting vs the defaults where they differ, which is
@@ -15,7 +16,7 @@ what applying one setting to every seed does. Prints a Markdown table, the mean
 seconds per trial, and how many methods the sampler alone matches or beats the
 defaults on; writes the table as CSV under --out.
 
-  python benchmarks/search_vs_defaults.py --model smallcnn --trials 3 --check-seeds 1 2
+  python benchmarks/search_vs_defaults.py --model smallcnn --check-seeds 1 2  # config.yaml's budget
 """
 
 from __future__ import annotations
@@ -36,6 +37,14 @@ def norm_of(ctx, net, method, hp, seed, retrained) -> float:
     return math.hypot(*search.objectives(ctx.evaluate(unlearned), retrained))
 
 
+def best_or_none(frames, method):
+    """search.select_best, or None when no trial completed (e.g. FF on resnet18 diverges)."""
+    try:
+        return search.select_best(frames, method)
+    except ValueError:
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="results")
@@ -44,7 +53,8 @@ def main() -> None:
     parser.add_argument("--model", default="smallcnn")
     parser.add_argument("--seed", type=int, default=0, help="search seed")
     parser.add_argument("--check-seeds", type=int, nargs="*", default=[])
-    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=None,
+                        help="trials per study (default: --config's search.trials for --model)")
     parser.add_argument("--methods", nargs="*", default=None)
     parser.add_argument("--config", default="config.yaml", help="for the epoch cap (training epochs)")
     parser.add_argument("--device", default="cpu")
@@ -53,6 +63,7 @@ def main() -> None:
 
     cfg = ub_config.load(args.config)
     cap = ub_config.epoch_cap(cfg, args.dataset)
+    trials_per_study = args.trials or ub_config.search_trials(cfg, args.model)
     root = Path(args.results) / args.dataset
     base = root / args.model
 
@@ -67,27 +78,23 @@ def main() -> None:
     for method in args.methods or methods.names():
         out_csv = Path(args.out) / args.dataset / args.model / method / f"seed{args.seed}.csv"
         original, retrained = paths(args.seed)
-        try:
-            frame = search.search_job(ctx, args.model, method, args.seed, args.trials, cap, original, retrained,
-                                      out_csv, progress=False, include_defaults=True,
-                                      start_from_defaults=start)
-        except search.SearchError as err:  # e.g. a method whose every trial diverges
-            print(err, flush=True)
-            rows.append({"method": method, "label": methods.label(method), "chosen_from": "search failed"})
-            continue
+        frame = search.search_job(ctx, args.model, method, args.seed, trials_per_study, cap, original, retrained,
+                                  out_csv, progress=False, include_defaults=True, start_from_defaults=start)
         default = frame[frame["number"] == search.DEFAULTS_NUMBER].iloc[0]
         trials = frame[frame["number"] >= 0]
-        sampler = search.select_best({args.seed: trials}, method)
-        chosen = search.select_best({args.seed: frame}, method)
+        sampler = best_or_none({args.seed: trials}, method)
+        chosen = best_or_none({args.seed: frame}, method)
         done = trials[trials["state"] == "COMPLETE"]
         row = {"method": method, "label": methods.label(method), "default": float(default["norm"]),
-               "sampler": sampler["norm"], "chosen": chosen["norm"],
-               "chosen_from": "defaults" if chosen["trial"] == search.DEFAULTS_NUMBER else f"trial {chosen['trial']}",
+               "sampler": sampler["norm"] if sampler else math.nan, "chosen": chosen["norm"] if chosen else math.nan,
+               "chosen_from": "nothing completed" if chosen is None else
+               "defaults" if chosen["trial"] == search.DEFAULTS_NUMBER else f"trial {chosen['trial']}",
                "trial_seconds": float(done["seconds"].mean()), "default_seconds": float(default["seconds"]),
-               "failed": int((trials["state"] != "COMPLETE").sum()), "params": chosen["params"]}
+               "failed": int((trials["state"] != "COMPLETE").sum()), "params": chosen["params"] if chosen else {}}
         for seed, (net, ref) in checks.items():
             d = norm_of(ctx, net, method, {}, seed, ref)
-            c = d if chosen["trial"] == search.DEFAULTS_NUMBER else norm_of(ctx, net, method, chosen["params"], seed, ref)
+            c = d if chosen is None or chosen["trial"] == search.DEFAULTS_NUMBER else \
+                norm_of(ctx, net, method, chosen["params"], seed, ref)
             row[f"default_seed{seed}"], row[f"chosen_seed{seed}"] = d, c
         rows.append(row)
         print({k: v for k, v in row.items() if k != "params"}, flush=True)
@@ -95,11 +102,14 @@ def main() -> None:
     with io.atomic_path(Path(args.out) / f"summary_{args.dataset}_{args.model}.csv") as tmp:
         table.to_csv(tmp, index=False)
     shown = table.drop(columns=["method", "params", "default_seconds"], errors="ignore")
-    print(f"\n{args.dataset} / {args.model}: search seed {args.seed}, {args.trials} trials + the defaults, epoch cap "
-          f"{cap}, trial 0 = capped defaults: {start}, precision {ctx.precision}, {args.threads} thread(s) on "
+    print(f"\n{args.dataset} / {args.model}: search seed {args.seed}, {trials_per_study} trials + the defaults, epoch cap "
+          f"{cap}, trial 0 = the defaults moved into the space: {start}, precision {ctx.precision}, {args.threads} thread(s) on "
           f"{args.device}; norms of the 4 objectives (lower is better)\n")
     print(shown.to_markdown(index=False, floatfmt=".4f"))
     n = len(table)
+    failed = table.loc[table["chosen_from"] == "nothing completed", "label"].tolist()
+    if failed:
+        print(f"\nneither the defaults nor any trial completed (diverged) for: {', '.join(failed)}; counted as losses")
     print(f"\nsampler's best <= default: {int((table['sampler'] <= table['default']).sum())}/{n} methods; "
           f"chosen <= default: {int((table['chosen'] <= table['default']).sum())}/{n}; chosen = a trial: "
           f"{int((table['chosen_from'] != 'defaults').sum())}/{n}")

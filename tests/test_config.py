@@ -45,6 +45,11 @@ def test_shipped_configs_are_valid():
         ({"device": "tpu"}, ["device", "'tpu'", "auto", "cuda"]),
         ({"precision": "fp16"}, ["precision", "'fp16'", "fp32", "bf16", "auto"]),
         ({"search": {"start_from_defaults": "yes"}}, ["search.start_from_defaults", "'yes'"]),
+        ({"search": {"trials": -1}}, ["search.trials", "-1"]),
+        ({"models": ["smallcnn", "resnet18"], "search": {"trials": {"smallcnn": 3}}},
+         ["search.trials", "no budget", "resnet18"]),
+        ({"models": ["smallcnn"], "search": {"trials": {"smallcnn": 3, "vgg": 2}}}, ["search.trials", "'vgg'"]),
+        ({"models": ["smallcnn"], "search": {"trials": {"smallcnn": 0}}}, ["search.trials.smallcnn", "0"]),
         ({"method_params": {"ft": {"epochz": 3}}}, ["method_params.ft", "epochz", "valid:", "epochs"]),
         ({"method_params": {"nope": {}}}, ["method_params", "'nope'"]),
         ({"training": {"digits": {"epochs": 0}}}, ["training.digits.epochs", "0"]),
@@ -56,6 +61,15 @@ def test_bad_config_names_key_and_choices(cfg, expected):
         check(cfg)
     for part in expected:
         assert part in str(err.value), f"{part!r} missing from: {err.value}"
+
+
+def test_search_trials_one_number_or_one_per_model():
+    assert config.search_on(check({"search": {"trials": 2}}))
+    assert not config.search_on(check({"search": {"trials": 0}}))
+    cfg = check({"models": ["smallcnn", "resnet18"], "search": {"trials": {"smallcnn": 3, "resnet18": 2}}})
+    assert config.search_on(cfg)
+    assert (config.search_trials(cfg, "smallcnn"), config.search_trials(cfg, "resnet18")) == (3, 2)
+    assert config.search_trials(check({"search": {"trials": 5}}), "resnet18") == 5
 
 
 def test_unreadable_config_file_named(tmp_path):

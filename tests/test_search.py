@@ -225,10 +225,10 @@ methods: [ft, ga]
 training:
   digits: {epochs: 2}
 search:
-  trials: 2
+  trials: {smallcnn: 2}  # the per-model form (one number works alike)
   seeds: [0]
   include_defaults: true  # the defaults row competes (row -1)
-  start_from_defaults: true  # trial 0: the defaults, epochs capped at E_max = 1
+  start_from_defaults: true  # trial 0: the defaults moved into the space (epochs capped at E_max = 1)
 device: cpu
 ulira: {methods: [ft]}  # U-LiRA reuses the main search's choices: only methods it covers
 """
@@ -274,7 +274,7 @@ def test_search_rules_on_a_tiny_config(tmp_path):
         assert best["objectives"] == pytest.approx(again["objectives"])
         assert best["norm"] == pytest.approx(float(trials["norm"].min()))
         assert trials.loc[0, "user_attrs_start"] == "method defaults"
-        assert trials.loc[1, "user_attrs_start"] == "method defaults, epochs capped at E_max"
+        assert trials.loc[1, "user_attrs_start"] == search.START_FROM_DEFAULTS
         full = {"ft": 5, "ga": 10}[method]  # METHODS.md defaults, and capped at E_max = 1 in trial 0
         assert (trials.loc[0, "params_epochs"], trials.loc[1, "params_epochs"]) == (full, 1)
     ft = search.read_trials(base / "ft" / "seed0.csv").set_index("number")
@@ -290,11 +290,47 @@ def test_search_rules_on_a_tiny_config(tmp_path):
     assert {k: metrics["hyperparameters"][k] for k in best["params"]} == best["params"]
 
 
-def test_capped_epochs_caps_only_epoch_counts():
-    hp = {"epochs": 10, "fine_epochs": 4, "reset_epoch": 5, "lr": 0.1, "batch_size": 256}
-    assert search.capped_epochs(hp, 3) == {"epochs": 3, "fine_epochs": 3, "reset_epoch": 5, "lr": 0.1,
-                                           "batch_size": 256}
-    assert search.capped_epochs({"epochs": 3.2}, 4) == {"epochs": 3.2}
+def test_defaults_move_into_the_search_space():
+    def space(trial, epoch_cap):
+        epochs = trial.suggest_int("epochs", 1, epoch_cap)
+        return {"epochs": epochs, "reset_epoch": trial.suggest_int("reset_epoch", 1, epochs),  # conditional
+                "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
+                "alpha": trial.suggest_float("alpha", 0.0, 1.0, step=0.25),
+                "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256]),
+                "mode": trial.suggest_categorical("mode", ["a", "b"]),
+                "free": trial.suggest_float("free", 0.0, 1.0)}
+
+    defaults = {"epochs": 10, "reset_epoch": 5, "weight_decay": 0.0, "alpha": 0.6, "batch_size": 32, "mode": "c",
+                "lr": 0.1}
+    # epochs capped, reset_epoch within the capped epochs, 0 onto the log range's low end,
+    # onto the step, the nearest choice; "mode" (no numeric choice near "c") and "free"
+    # (no default) are left to the sampler; "lr" is not in the space
+    assert search.defaults_in_space(space, defaults, 3) == {
+        "epochs": 3, "reset_epoch": 3, "weight_decay": 1e-5, "alpha": 0.5, "batch_size": 64}
+    inside = {"epochs": 2, "reset_epoch": 1, "weight_decay": 5e-4, "alpha": 0.25, "batch_size": 128, "mode": "b",
+              "free": 0.3}
+    assert search.defaults_in_space(space, inside, 3) == inside  # already inside: unchanged
+
+
+@pytest.mark.parametrize("method", ["ft", "bt", "scrub", "salun", "ngplus", "fcs", "rni", "prmq", "kde"])
+def test_every_methods_defaults_start_a_study_as_a_valid_trial(method, tmp_path):
+    """The enqueued defaults are accepted by Optuna as trial 0 (BT's weight decay 0 is not
+    on the log-uniform range and used to fail it) and equal the projected values."""
+    from unlearnbench import methods
+
+    space = methods.get(method).search_space
+    start = search.defaults_in_space(space, methods.hyperparameters(method, {}), 2)
+    seen = {}
+
+    def objective(hp):
+        seen.update(hp)
+        return (0.1, 0.1, 0.1, 0.1)
+
+    study = search.run_study(objective, space, 1, tmp_path / "s.journal", method, 0, 2, progress=False, log=quiet,
+                             enqueue=[start])
+    assert [t.state.name for t in study.trials] == ["COMPLETE"]
+    assert {k: seen[k] for k in start} == pytest.approx(start)
+    assert all(v <= 2 for k, v in start.items() if k == "epochs" or k.endswith("_epochs") or k == "reset_epoch")
 
 
 def test_hyperparameter_table_keeps_a_method_whose_studies_all_failed(tmp_path):

@@ -53,8 +53,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
         extra = sorted(set(error.instance) - set(allowed))
         hint = f"; valid keys: {', '.join(allowed)}" if allowed else ""
         return f"config error at {_where(error)}: unknown key(s) {', '.join(map(repr, extra))}{hint}"
-    if error.validator == "oneOf" and error.context:
-        error = min(error.context, key=lambda e: len(list(e.absolute_path)))
+    if error.validator == "oneOf" and error.context:  # the alternative matching the value's type
+        error = jsonschema.exceptions.best_match([error])
     return f"config error at {_where(error)}: {error.message}"
 
 
@@ -84,7 +84,26 @@ def validate(config: dict, schema: dict | None = None) -> dict:
         except KeyError as err:
             raise ConfigError(f"config error at method_params.{name}: {err.args[0]}") from None
     _check_names("training", config["training"], data.DATASET_NAMES)
+    trials = config["search"]["trials"]
+    if isinstance(trials, dict):
+        _check_names("search.trials", trials, models.MODEL_NAMES)
+        missing = [m for m in config["models"] if m not in trials]
+        if missing:
+            raise ConfigError(f"config error at search.trials: no budget for model(s) {', '.join(missing)}; give "
+                              "every model in `models` a number of trials, or one number for all")
     return config
+
+
+def search_on(config: dict) -> bool:
+    """Whether the hyperparameter search runs (search.trials > 0, or per model)."""
+    trials = config["search"]["trials"]
+    return isinstance(trials, dict) or trials > 0
+
+
+def search_trials(config: dict, model: str) -> int:
+    """Complete trials per study of `model` (search.trials, one number or per model)."""
+    trials = config["search"]["trials"]
+    return int(trials[model]) if isinstance(trials, dict) else int(trials)
 
 
 def load(path) -> dict:
@@ -130,7 +149,7 @@ def validate_ulira(config: dict) -> dict:
         raise ConfigError(f"config error at ulira.target_splits: {bad} not below splits ({u['splits']})")
     if u["search_splits"] is None:
         u["search_splits"] = min(32, u["splits"])
-    if u["search_trials"] == 0 and config["search"]["trials"] > 0:  # the main search's best.json is used
+    if u["search_trials"] == 0 and search_on(config):  # the main search's best.json is used
         missing = [f"{key} {name!r}" for key, names in (("dataset", [u["dataset"]]), ("model", [u["model"]]),
                                                          ("method", u["methods"]))
                    for name in names if name not in config[f"{key}s"]]

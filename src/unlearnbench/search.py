@@ -49,6 +49,8 @@ PARAM_PREFIX = "params_"
 DEFAULTS_NUMBER = -1
 """Trial number of the method defaults' row in a search CSV (search.include_defaults)."""
 DEFAULTS_ATTR = "defaults"
+START_FROM_DEFAULTS = "method defaults moved into the search space (epochs capped at E_max)"
+"""user_attrs_start of trial 0 under search.start_from_defaults."""
 ATTR_PREFIX = "user_attrs_"
 
 
@@ -353,9 +355,10 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
     is kept in the journal's study attributes, so a rerun does not redo it.
 
     With `start_from_defaults`, trial 0 of a new study is the method defaults (with
-    `method_params`), epoch counts capped at `epoch_cap` so that it lies in the search
-    space (Optuna's enqueue_trial): a normal trial that counts towards the budget and
-    that the sampler learns from."""
+    `method_params`) moved into the search space (`defaults_in_space`: epochs capped at
+    `epoch_cap`, out-of-range values at the range's end), enqueued with Optuna's
+    enqueue_trial: a normal trial that counts towards the budget and that the sampler
+    learns from."""
     from . import io, methods
     from .jobs import unlearn_copy
 
@@ -368,6 +371,7 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
         raise io.CorruptFileError(f"{retrained_metrics} lacks {', '.join(missing)}")
     net = ctx.model(model, original)
     limit = MAX_BATCH_SIZE.get(ctx.dataset)
+    start = defaults_in_space(methods.get(method).search_space, methods.hyperparameters(method, base), epoch_cap)
 
     def evaluate(hp: dict, unlearn_seed: int) -> tuple[tuple, dict]:
         unlearned, seconds = unlearn_copy(ctx, net, method, {**base, **hp}, unlearn_seed)
@@ -388,7 +392,7 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
     fingerprint = hashlib.sha256(json.dumps({
         "dataset": ctx.dataset, "model": model, "method": method, "seed": seed, "epoch_cap": epoch_cap,
         "method_params": base, "max_batch_size": limit, "original": io.sha256(original),
-        **({"start_from_defaults": True} if start_from_defaults else {}),
+        **({"start_from_defaults": start} if start_from_defaults else {}),
         "retrained": {k: retrained[k] for k in ("retain_acc", "forget_acc", "val_acc", "val_mia")},
     }, sort_keys=True, default=str).encode()).hexdigest()
     name = f"{ctx.dataset}/{model}/{method}/seed{seed}"
@@ -419,8 +423,7 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
             print(f"method defaults: {result['state']} in {result['seconds']:.2f} s, {shown}")
     enqueue = []
     if start_from_defaults:
-        enqueue.append({**capped_epochs(methods.hyperparameters(method, base), epoch_cap),
-                        "user_attrs": {"start": "method defaults, epochs capped at E_max"}})
+        enqueue.append({**start, "user_attrs": {"start": START_FROM_DEFAULTS}})
     try:
         study = run_study(objective, methods.get(method).search_space, n_trials, journal, name, seed, epoch_cap,
                           progress, fingerprint=fingerprint, enqueue=enqueue)
@@ -439,9 +442,54 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
     return frame
 
 
-def capped_epochs(hp: Mapping, epoch_cap: int) -> dict:
-    """`hp` with every epoch count ("epochs", "*_epochs") at most `epoch_cap`."""
-    return {k: min(v, epoch_cap) if k == "epochs" or k.endswith("_epochs") else v for k, v in hp.items()}
+class _Projection:
+    """Stands in for an Optuna trial in a method's search space: each suggest_* answers
+    with the given value moved into the distribution (clipped into [low, high], onto the
+    step, the nearest choice), so conditional spaces see the projected values of the
+    parameters they depend on. `params` collects the answers; a parameter without a
+    given value (or a non-numeric value outside the choices) is left out of them."""
+
+    def __init__(self, values: Mapping):
+        self.values = values
+        self.params: dict = {}
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):
+        if self.values.get(name) is None:
+            return low
+        value = min(max(float(self.values[name]), low), high)
+        if step:
+            value = min(low + round((value - low) / step) * step, high)
+        self.params[name] = value
+        return value
+
+    def suggest_int(self, name, low, high, step=1, log=False):
+        if self.values.get(name) is None:
+            return low
+        value = min(max(int(round(float(self.values[name]))), low), high)
+        value = min(low + round((value - low) / step) * step, high)
+        self.params[name] = value
+        return value
+
+    def suggest_categorical(self, name, choices):
+        value = self.values.get(name)
+        if value not in choices:
+            numeric = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+            if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or not numeric:
+                return choices[0]
+            value = min(numeric, key=lambda c: abs(c - value))
+        self.params[name] = value
+        return value
+
+
+def defaults_in_space(space: Callable, hp: Mapping, epoch_cap: int) -> dict:
+    """The parameters of `space` (a method's search space) set to `hp` (the method
+    defaults) moved into the space: epoch counts capped at `epoch_cap`, values outside a
+    range (e.g. weight decay 0 against log-uniform [1e-5, 0.1]) at its nearest end,
+    values between categorical choices at the nearest one. Optuna rejects an enqueued
+    value outside its distribution (0 on a log scale), which would fail that trial."""
+    probe = _Projection(hp)
+    space(probe, epoch_cap)
+    return probe.params
 
 
 def with_defaults_row(frame: pd.DataFrame, result: Mapping, defaults: Mapping) -> pd.DataFrame:

@@ -1,8 +1,8 @@
 # Hyperparameter search (PAPER.md §5): one Optuna study per (dataset, model, method,
 # search seed), the best trial over the search seeds, and the table of chosen settings.
-# Active when config search.trials > 0; the unlearn rule then reads best.json.
+# Active when config search.trials > 0 (one number, or one per model); the unlearn
+# rule then reads best.json.
 
-SEARCH_TRIALS = config["search"]["trials"]
 SEARCH_SEEDS = config["search"]["seeds"]
 
 
@@ -26,7 +26,7 @@ rule search:
         runtime=minutes("search"),
         mem_mb=memory,
     params:
-        trials=SEARCH_TRIALS,
+        trials=lambda w: ub_config.search_trials(config, w.model),
         include_defaults=config["search"]["include_defaults"],
         start_from_defaults=config["search"]["start_from_defaults"],
         epoch_cap=lambda w: ub_config.epoch_cap(config, w.dataset),

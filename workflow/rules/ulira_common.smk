@@ -68,7 +68,7 @@ def ulira_unlearn_inputs(wildcards):
     }
     if ULIRA_SEARCH:
         inputs["best"] = f"{base}/search/{wildcards.method}/best.json"
-    elif config["search"]["trials"] > 0:
+    elif ub_config.search_on(config):
         main = f"results/{wildcards.dataset}/{wildcards.model}"
         inputs["best"] = f"{main}/search/{wildcards.method}/best.json"
     return inputs

@@ -5,7 +5,7 @@ rule unlearn:
     input:
         **(
             {"best": "results/{dataset}/{model}/search/{method}/best.json"}
-            if config["search"]["trials"] > 0
+            if ub_config.search_on(config)
             else {}
         ),
         originals=expand(
