@@ -480,6 +480,10 @@ class _Projection:
         self.params[name] = value
         return value
 
+    def __getattr__(self, name):  # only called for what the class lacks
+        raise AttributeError(f"search.start_from_defaults projects the defaults through suggest_float, suggest_int "
+                             f"and suggest_categorical; this search space also uses trial.{name}")
+
 
 def defaults_in_space(space: Callable, hp: Mapping, epoch_cap: int) -> dict:
     """The parameters of `space` (a method's search space) set to `hp` (the method
