@@ -371,7 +371,8 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
         raise io.CorruptFileError(f"{retrained_metrics} lacks {', '.join(missing)}")
     net = ctx.model(model, original)
     limit = MAX_BATCH_SIZE.get(ctx.dataset)
-    start = defaults_in_space(methods.get(method).search_space, methods.hyperparameters(method, base), epoch_cap)
+    first_trial = (defaults_in_space(methods.get(method).search_space, methods.hyperparameters(method, base),
+                                     epoch_cap) if start_from_defaults else None)
 
     def evaluate(hp: dict, unlearn_seed: int) -> tuple[tuple, dict]:
         unlearned, seconds = unlearn_copy(ctx, net, method, {**base, **hp}, unlearn_seed)
@@ -392,7 +393,7 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
     fingerprint = hashlib.sha256(json.dumps({
         "dataset": ctx.dataset, "model": model, "method": method, "seed": seed, "epoch_cap": epoch_cap,
         "method_params": base, "max_batch_size": limit, "original": io.sha256(original),
-        **({"start_from_defaults": start} if start_from_defaults else {}),
+        **({"start_from_defaults": first_trial} if start_from_defaults else {}),
         "retrained": {k: retrained[k] for k in ("retain_acc", "forget_acc", "val_acc", "val_mia")},
     }, sort_keys=True, default=str).encode()).hexdigest()
     name = f"{ctx.dataset}/{model}/{method}/seed{seed}"
@@ -423,7 +424,7 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
             print(f"method defaults: {result['state']} in {result['seconds']:.2f} s, {shown}")
     enqueue = []
     if start_from_defaults:
-        enqueue.append({**start, "user_attrs": {"start": START_FROM_DEFAULTS}})
+        enqueue.append({**first_trial, "user_attrs": {"start": START_FROM_DEFAULTS}})
     try:
         study = run_study(objective, methods.get(method).search_space, n_trials, journal, name, seed, epoch_cap,
                           progress, fingerprint=fingerprint, enqueue=enqueue)
