@@ -13,7 +13,8 @@ from torch import nn
 from unlearnbench import methods, models
 from unlearnbench.batches import Split
 from unlearnbench.data import get_spec
-from unlearnbench.methods import _g1_common as g1
+from unlearnbench.methods import _loops as loops
+from unlearnbench.methods import _surgery as surgery
 from unlearnbench.methods import bt, ff, iu, ngplus, salun, scrub, srl
 from unlearnbench.methods.base import UnlearnData
 
@@ -180,7 +181,7 @@ def test_same_seed_same_weights(name, splits):
 
 def test_srl_relabels_uniformly_including_true_label_fresh_each_epoch():
     retain, forget = make_split(5, 1, size=2), make_split(3000, 2, size=2, num_classes=4)
-    union = g1.RelabelledUnion(retain, forget, num_classes=4)
+    union = loops.RelabelledUnion(retain, forget, num_classes=4)
     g = gen(11)
     first, second = union.epoch_split(g), union.epoch_split(g)
     # Known answer: the forget labels are exactly randint(0, C) from the generator, in order.
@@ -199,14 +200,14 @@ def test_srl_relabels_uniformly_including_true_label_fresh_each_epoch():
 
 def test_srl_draws_fresh_labels_every_epoch(splits, monkeypatch):
     drawn = []
-    real = g1.RelabelledUnion.epoch_split
+    real = loops.RelabelledUnion.epoch_split
 
     def spy(self, generator):
         split = real(self, generator)
         drawn.append(split.labels.clone())
         return split
 
-    monkeypatch.setattr(g1.RelabelledUnion, "epoch_split", spy)
+    monkeypatch.setattr(loops.RelabelledUnion, "epoch_split", spy)
     methods.run("srl", smallcnn(), splits, C, {"epochs": 3, "batch_size": 8}, gen())
     assert len(drawn) == 3
     n_r = len(splits["retain"])
@@ -264,7 +265,7 @@ def test_ngplus_loss_is_alpha_retain_minus_forget(splits, monkeypatch):
 
 def test_cycled_batches_reshuffles_each_pass():
     split = make_split(6, 3, size=2)
-    it = g1.cycled_batches(split, 3, gen(1))
+    it = loops.cycled_batches(split, 3, gen(1))
     passes = []
     for _ in range(3):
         ys = torch.cat([next(it)[1], next(it)[1]])
@@ -302,8 +303,8 @@ def test_kl_t_known_answer():
         pt, ps = F.softmax(t[i] / temp, 0), F.softmax(s[i] / temp, 0)
         expected += float((pt * (pt.log() - ps.log())).sum())
     expected = expected / 2 * temp**2
-    assert float(g1.kl_t(s, t, temp)) == pytest.approx(expected, rel=1e-5)
-    assert float(g1.kl_t(t, t, temp)) == pytest.approx(0.0, abs=1e-7)
+    assert float(loops.kl_t(s, t, temp)) == pytest.approx(expected, rel=1e-5)
+    assert float(loops.kl_t(t, t, temp)) == pytest.approx(0.0, abs=1e-7)
 
 
 def test_scrub_returns_student_of_rewound_epoch(splits, monkeypatch):
@@ -380,7 +381,7 @@ def test_bt_uses_origin_flags_and_seeded_resnet18(splits, monkeypatch):
     monkeypatch.setattr(bt.models, "build", spy_build)
     monkeypatch.setattr(bt, "bt_target", spy_target)
     methods.run("bt", model, splits, C, {"epochs": 1, "batch_size": 8}, gen(21))
-    assert built == [("resnet18", C, g1.draw_seed(gen(21)))]
+    assert built == [("resnet18", C, surgery.draw_seed(gen(21)))]
     assert isinstance(seen[0][2], resnet18_type)
     assert not seen[0][2].training
     forget_x = splits["forget"].normalise(splits["forget"].images)
@@ -604,7 +605,7 @@ def test_iu_gradient_dots_are_per_sample_gradient_dot_products(name):
     """The forward-mode dots g_i.u equal the dot products of the explicit per-sample
     gradients, on every registry model (TinyViT's attention included), in order."""
     torch.manual_seed(0)
-    model = g1.eval_mode(models.build(name, C, seed=0))
+    model = models.build(name, C, seed=0).eval()
     split = tiny_split(12, 3)
     grads = list(iu.single_sample_gradients(model, split, 12))
     u = torch.randn_like(grads[0])
@@ -617,7 +618,7 @@ def test_iu_gradient_dots_are_per_sample_gradient_dot_products(name):
 
 
 def test_iu_summed_gradient_is_sum_of_per_sample_gradients(splits):
-    model = g1.eval_mode(smallcnn())
+    model = smallcnn().eval()
     a = iu.summed_gradient(model, splits["forget"], 3)
     b = iu.summed_gradient(model, splits["forget"], 8)
     params = list(model.parameters())
@@ -635,7 +636,7 @@ def test_iu_applies_alpha_k_without_optimizer(splits, no_optimizer):
     methods.run("iu", model, splits, C, {"batch_size": 5, "alpha": 0.7}, gen())
     for k, v in model.named_buffers():
         assert torch.equal(v, buffers[k]), k
-    g1.eval_mode(start)
+    start.eval()
     retain, forget = splits["retain"], splits["forget"]
     v = iu.influence_direction(iu.summed_gradient(start, forget, 5), iu.summed_gradient(start, retain, 5),
                                len(forget), len(retain))
@@ -649,16 +650,17 @@ def test_iu_applies_alpha_k_without_optimizer(splits, no_optimizer):
 # --------------------------------------------------------------------------- shared helpers
 
 
-def test_eval_mode_keeps_tinyvit_attention_bias_live():
+def test_tinyvit_attention_bias_is_never_cached():
     """timm's TinyViT Attention caches its bias table in eval mode (graph included), which
-    breaks a second backward and goes stale after a step; eval_mode avoids the cache while
-    BatchNorm stays in eval mode."""
+    breaks a second backward, goes stale after a step and cannot be deep-copied. models.py
+    builds TinyViT without that cache (the one fix), so the methods use plain eval() and
+    copy.deepcopy."""
     from timm.models.tiny_vit import Attention
 
+    models.build("tinyvit11m", C, seed=0)
     torch.manual_seed(0)
     model = nn.Sequential(nn.BatchNorm1d(4), nn.Unflatten(1, (4, 1)), Attention(1, 2, num_heads=2, resolution=(2, 2)))
-    g1.eval_mode(model)
-    assert not model[0].training and model[2].training
+    model.eval()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     x = torch.randn(3, 4)
     for _ in range(2):  # the second backward would fail with the eval-mode cache
@@ -666,6 +668,4 @@ def test_eval_mode_keeps_tinyvit_attention_bias_live():
         model(x).pow(2).sum().backward()
         opt.step()
     assert not model[2].attention_bias_cache
-    model[2].attention_bias_cache = {"cpu": torch.zeros(1)}
-    g1.clear_bias_caches(model)
-    assert model[2].attention_bias_cache == {}
+    copy.deepcopy(model)

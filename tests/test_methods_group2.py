@@ -17,6 +17,7 @@ from unlearnbench import methods, models
 from unlearnbench.batches import Split
 from unlearnbench.data import get_spec
 from unlearnbench.methods import DataAccessError, UnlearnData, cfk, cfw, fcs, kde, msg, prmq, rni
+from unlearnbench.methods._loops import step_decay
 
 GROUP2 = ("cfk", "euk", "fcs", "msg", "cfw", "prmq", "kde", "rni")
 C = 10
@@ -173,7 +174,7 @@ def test_cfk_proximal_term_and_lr_decay():
     assert cfk.proximal([p, p], [a, a], 0.5).item() == pytest.approx(0.25 * 10)
     lrs = []
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = methods.common.step_decay(opt, 10, 0.5)
+    sched = step_decay(opt, 10, 0.5)
     for _ in range(10):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()

@@ -59,7 +59,9 @@ def _tinyvit11m(num_classes: int, image_size: int) -> nn.Module:
 
     # timm caches the attention-bias gather in eval mode. Several methods train in eval
     # mode (NG+, CF-k, SalUn's saliency...): the cached tensor's graph is freed after the
-    # first backward, and its values go stale after a step. The gather is cheap: never cache.
+    # first backward, and its values go stale after a step (and a cached tensor holding a
+    # graph cannot be deep-copied, e.g. into a teacher). The gather is cheap: never cache.
+    # This is the one fix: the methods use plain model.eval() and copy.deepcopy.
     tiny_vit.Attention.get_attention_biases = _uncached_attention_biases
     return timm.create_model("tiny_vit_11m_224", pretrained=False, num_classes=num_classes,
                              drop_path_rate=0.1)

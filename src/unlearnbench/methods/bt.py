@@ -5,16 +5,14 @@ loss = KL(target || softmax(student / T)) averaged over all batch x class entrie
 
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 
 from .. import models
 from ..batches import Split
 from ..runtime import prepare_model
-from ._g1_common import clear_bias_caches, device_of, draw_seed
-from .common import base_space
+from ._spaces import base_space
+from ._surgery import device_of, draw_seed, freeze, frozen_copy
 
 NAME = "bt"
 LABEL = "BT"
@@ -49,21 +47,13 @@ def bt_loss(student_logits: torch.Tensor, target: torch.Tensor, temperature: flo
 
 def incompetent_teacher(num_classes: int, image_size: int, generator: torch.Generator, device) -> torch.nn.Module:
     teacher = models.build(INCOMPETENT_ARCH, num_classes, image_size, seed=draw_seed(generator))
-    return _freeze(prepare_model(teacher, device))
-
-
-def _freeze(model: torch.nn.Module) -> torch.nn.Module:
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+    return freeze(prepare_model(teacher, device))
 
 
 def unlearn(model, data, hp, generator):
     retain, forget = data.retain, data.forget
     device = device_of(model)
-    clear_bias_caches(model)
-    competent = _freeze(copy.deepcopy(model))
+    competent = frozen_copy(model)
     incompetent = incompetent_teacher(data.num_classes, retain.spec.image_size, generator, device)
     # The union's "labels" are the origin flags: 1 for a forget sample, 0 for a retain one.
     flags = torch.cat([torch.zeros(len(retain), dtype=torch.int64, device=retain.labels.device),

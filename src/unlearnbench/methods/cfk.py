@@ -12,8 +12,9 @@ from torch import nn
 
 from .. import models
 from ..batches import Split
-from ._g2_common import suggest_batch, suggest_epochs, suggest_lr, trainable_only
-from .common import step_decay
+from ._loops import step_decay
+from ._spaces import suggest_batch, suggest_epochs, suggest_lr
+from ._surgery import trainable_only
 
 NAME = "cfk"
 LABEL = "CF-k"

@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._g2_common import randn_like
-from .common import base_space, cosine, run_epoch, sgd
+from ..train import cosine, sgd
+from ._loops import run_epoch
+from ._spaces import base_space
+from ._surgery import randn_like
 
 NAME = "cfw"
 LABEL = "CFW"

@@ -4,7 +4,8 @@ fine-tune on the retain set with cosine annealing over E."""
 import torch
 from torch import nn
 
-from .common import base_space, fine_tune
+from ._loops import fine_tune
+from ._spaces import base_space
 
 NAME = "ct"
 LABEL = "CT"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._g2_common import init_
+from ._surgery import init_
 from .cfk import finetune_last_k, last_k_modules
 from .cfk import search_space as _cfk_space
 

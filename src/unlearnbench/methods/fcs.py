@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from ..batches import batch_bounds
-from ._g2_common import cycle, suggest_lr, suggest_wd
-from .common import base_space, run_epoch, sgd
+from ..train import sgd
+from ._loops import cycle, run_epoch
+from ._spaces import base_space, suggest_lr, suggest_wd
 
 NAME = "fcs"
 LABEL = "FCS"

@@ -17,8 +17,8 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 
-from ._g1_common import eval_mode, grads, trainable
-from .common import BATCH_SIZES
+from ._spaces import suggest_batch
+from ._surgery import grads, trainable
 
 NAME = "ff"
 LABEL = "FF"
@@ -32,7 +32,7 @@ BOOST = 10.0
 
 def search_space(trial, epoch_cap: int) -> dict:
     return {
-        "batch_size": trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
+        "batch_size": suggest_batch(trial),
         "alpha": trial.suggest_float("alpha", 0.0, 1.0),
     }
 
@@ -43,7 +43,7 @@ def fisher_diagonal(model, split, batch_size: int, num_classes: int) -> list[tor
     params = trainable(model)
     fisher = [torch.zeros_like(p) for p in params]
     was_training = model.training
-    eval_mode(model)
+    model.eval()
     n_batches = 0
     for x, _ in split.batches(batch_size, shuffle=False):
         logits = model(x)

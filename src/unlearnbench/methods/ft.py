@@ -1,6 +1,7 @@
 """FT, fine-tuning: E epochs of CE on the retain set, cosine annealing over E."""
 
-from .common import base_space, fine_tune
+from ._loops import fine_tune
+from ._spaces import base_space
 
 NAME = "ft"
 LABEL = "FT"

@@ -2,7 +2,8 @@
 
 import torch.nn.functional as F
 
-from .common import base_space, fine_tune
+from ._loops import fine_tune
+from ._spaces import base_space
 
 NAME = "ga"
 LABEL = "GA"

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch.func import functional_call, jvp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ._g1_common import add_flat_, eval_mode, flat_grad, trainable
-from .common import BATCH_SIZES
+from ._spaces import suggest_batch
+from ._surgery import add_flat_, flat_grad, trainable
 
 NAME = "iu"
 LABEL = "IU"
@@ -37,7 +37,7 @@ DOTS_BATCH = 128  # samples per forward-mode pass (any size gives the same numbe
 
 def search_space(trial, epoch_cap: int) -> dict:
     return {
-        "batch_size": trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
+        "batch_size": suggest_batch(trial),
         "alpha": trial.suggest_float("alpha", 0.0, 1.0),
     }
 
@@ -125,7 +125,7 @@ def woodfisher_from_dots(v: torch.Tensor, g_first: torch.Tensor, dots_first, dot
 def unlearn(model, data, hp, generator):
     retain, forget = data.retain, data.forget
     batch_size = int(hp["batch_size"])
-    eval_mode(model)
+    model.eval()
     # fp32 whatever the job's precision: k sums a thousand rank-one terms.
     with torch.autocast(retain.device.type, enabled=False):
         g_forget = summed_gradient(model, forget, batch_size)

@@ -11,8 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import models
-from ._g2_common import frozen_copy, reset_parameters, suggest_epochs, suggest_lr, suggest_wd
-from .common import base_space, cosine, sgd
+from ..train import cosine, sgd
+from ._spaces import base_space, suggest_epochs, suggest_lr, suggest_wd
+from ._surgery import frozen_copy, reset_parameters
 
 NAME = "kde"
 LABEL = "KDE"

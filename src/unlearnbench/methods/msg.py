@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._g2_common import init_like
-from .common import base_space, run_epoch, sgd
+from ..train import sgd
+from ._loops import run_epoch
+from ._spaces import base_space
+from ._surgery import init_like
 
 NAME = "msg"
 LABEL = "MSG"

@@ -6,8 +6,9 @@ lambda = 0 and is left out."""
 
 import torch.nn.functional as F
 
-from ._g1_common import cycled_batches, eval_mode
-from .common import base_space, sgd
+from ..train import sgd
+from ._loops import cycled_batches
+from ._spaces import base_space
 
 NAME = "ngplus"
 LABEL = "NG+"
@@ -23,7 +24,7 @@ def unlearn(model, data, hp, generator):
     alpha = float(hp["alpha"])
     batch_size = int(hp["batch_size"])
     optimizer = sgd(model.parameters(), hp["lr"], hp["momentum"], hp["weight_decay"])
-    eval_mode(model)
+    model.eval()
     for _ in range(int(hp["epochs"])):
         # A fresh forget pass starts with every epoch; within the epoch it restarts
         # (reshuffled) whenever it runs out before the retain pass ends.

@@ -15,8 +15,9 @@ import torch.nn.utils.prune as prune
 from torch import nn
 
 from ..batches import batch_bounds
-from ._g2_common import frozen_copy, init_like, suggest_batch, suggest_lr, suggest_wd
-from .common import sgd
+from ..train import sgd
+from ._spaces import suggest_batch, suggest_lr, suggest_wd
+from ._surgery import frozen_copy, init_like
 
 NAME = "prmq"
 LABEL = "PRMQ"

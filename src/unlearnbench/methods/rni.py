@@ -10,8 +10,10 @@ from __future__ import annotations
 import torch
 
 from .. import models
-from ._g2_common import randn_like, reset_parameters, suggest_epochs, suggest_lr, suggest_wd, trainable_only
-from .common import base_space, run_epoch, sgd
+from ..train import sgd
+from ._loops import run_epoch
+from ._spaces import base_space, suggest_epochs, suggest_lr, suggest_wd
+from ._surgery import randn_like, reset_parameters, trainable_only
 
 NAME = "rni"
 LABEL = "RNI"

@@ -8,8 +8,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._g1_common import eval_mode, grads, train_random_labels, trainable
-from .common import base_space
+from ._loops import train_random_labels
+from ._spaces import base_space
+from ._surgery import grads, trainable
 
 NAME = "salun"
 LABEL = "SalUn"
@@ -33,7 +34,7 @@ def forget_saliency(model, forget, batch_size: int, generator: torch.Generator) 
     params = trainable(model)
     total = [torch.zeros_like(p) for p in params]
     was_training = model.training
-    eval_mode(model)
+    model.eval()
     for x, y in forget.batches(batch_size, shuffle=True, generator=generator):
         for acc, g in zip(total, grads(-F.cross_entropy(model(x), y), params)):
             acc.add_(g)

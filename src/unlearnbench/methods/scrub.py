@@ -7,15 +7,15 @@ one is the epoch whose forget-set error is closest to the validation error."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..evaluate import predict
-from ._g1_common import clear_bias_caches, kl_t
-from .common import BATCH_SIZES, sgd
+from ..train import sgd
+from ._loops import kl_t, milestone_factor
+from ._spaces import suggest_batch, suggest_lr, suggest_wd
+from ._surgery import frozen_copy
 
 NAME = "scrub"
 LABEL = "SCRUB"
@@ -36,10 +36,10 @@ def search_space(trial, epoch_cap: int) -> dict:
         "msteps": trial.suggest_int("msteps", 1, cap),
         "epochs": trial.suggest_int("epochs", 1, cap),
         "temperature": trial.suggest_float("temperature", 0.0, 5.0),
-        "lr": trial.suggest_float("lr", 1e-5, 1e-1, log=True),
-        "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-1, log=True),
-        "retain_batch_size": trial.suggest_categorical("retain_batch_size", list(BATCH_SIZES)),
-        "forget_batch_size": trial.suggest_categorical("forget_batch_size", list(BATCH_SIZES)),
+        "lr": suggest_lr(trial, "lr"),
+        "weight_decay": suggest_wd(trial, "weight_decay"),
+        "retain_batch_size": suggest_batch(trial, "retain_batch_size"),
+        "forget_batch_size": suggest_batch(trial, "forget_batch_size"),
     }
 
 
@@ -48,8 +48,7 @@ def lr_at(epoch: int, lr: float, epochs: int, decay: float = LR_DECAY) -> float:
     int(0.5E), int(0.8E), int(0.9E) already passed (m < epoch). Milestones that
     coincide count once each and a milestone 0 applies from the first epoch, as in
     the reference (SCRUB's adjust_learning_rate)."""
-    milestones = (int(0.5 * epochs), int(0.8 * epochs), int(0.9 * epochs))
-    return lr * decay ** sum(epoch > m for m in milestones)
+    return lr * milestone_factor(epoch, epochs, decay)
 
 
 def rewind_epoch(forget_errors, val_error: float) -> int:
@@ -70,10 +69,7 @@ def train(model, data, hp, generator):
     epochs = int(hp["epochs"])
     temperature = float(hp["temperature"])
     gamma, alpha = float(hp["gamma"]), float(hp["alpha"])
-    clear_bias_caches(model)
-    teacher = copy.deepcopy(model).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    teacher = frozen_copy(model)
     student = model
     optimizer = sgd(student.parameters(), hp["lr"], hp["momentum"], hp["weight_decay"])
     states, forget_errors = [], []

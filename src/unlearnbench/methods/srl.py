@@ -2,8 +2,8 @@
 label in [0, C) (the true label is not excluded); CE on the relabelled forget set
 together with the retain set, shuffled; SGD, no scheduler."""
 
-from ._g1_common import train_random_labels
-from .common import base_space
+from ._loops import train_random_labels
+from ._spaces import base_space
 
 NAME = "srl"
 LABEL = "SRL"

@@ -1,5 +1,5 @@
-"""Helpers shared by CF-k, EU-k, FCS, MSG, CFW, PRMQ, KDE and RNI (private: the registry
-skips modules whose name starts with '_').
+"""Parameter surgery the method modules share: which parameters train, seeded
+re-initialisation, frozen teacher copies, gradients as flat vectors.
 
 All random draws use the caller's CPU generator and are then copied to the parameter's
 device, so a run is reproducible for a fixed seed on any device.
@@ -15,25 +15,40 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-BATCH_SIZES = (64, 128, 256)
+
+def device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
-# ---------------------------------------------------------------- search-space pieces
-
-def suggest_lr(trial, name: str) -> float:
-    return trial.suggest_float(name, 1e-5, 1e-1, log=True)
+def trainable(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
 
 
-def suggest_wd(trial, name: str) -> float:
-    return trial.suggest_float(name, 1e-5, 1e-1, log=True)
+def draw_seed(generator: torch.Generator) -> int:
+    """An integer seed drawn from the method's generator (for a seeded model build)."""
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
 
 
-def suggest_batch(trial, name: str = "batch_size") -> int:
-    return trial.suggest_categorical(name, list(BATCH_SIZES))
+# ---------------------------------------------------------------- gradients as vectors
+
+def grads(loss: torch.Tensor, params: list[torch.Tensor], retain_graph: bool = False) -> list[torch.Tensor]:
+    """d loss / d params without touching `.grad`; an unused parameter gets zeros."""
+    out = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, out)]
 
 
-def suggest_epochs(trial, name: str, epoch_cap: int) -> int:
-    return trial.suggest_int(name, 1, max(1, int(epoch_cap)))
+def flat_grad(loss: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([g.reshape(-1) for g in grads(loss, params)])
+
+
+@torch.no_grad()
+def add_flat_(params: list[torch.Tensor], vector: torch.Tensor) -> None:
+    """params += vector, the vector laid out as torch.cat of the flattened params."""
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.add_(vector[offset:offset + n].view_as(p))
+        offset += n
 
 
 # ---------------------------------------------------------------- seeded initialisation
@@ -91,21 +106,14 @@ def trainable_only(model: nn.Module, params: list[nn.Parameter]) -> Iterator[Non
             p.requires_grad_(flag)
 
 
-def frozen_copy(model: nn.Module) -> nn.Module:
-    """A frozen copy of the model in eval mode (teachers)."""
-    teacher = copy.deepcopy(model)
-    teacher.eval()
-    for p in teacher.parameters():
+def freeze(model: nn.Module) -> nn.Module:
+    """The model itself in eval mode with every parameter frozen (teachers)."""
+    model.eval()
+    for p in model.parameters():
         p.requires_grad_(False)
-    return teacher
+    return model
 
 
-def cycle(make: Callable[[], Iterator]) -> Iterator:
-    """Endless iteration over fresh iterators from `make()` (a new shuffle each pass)."""
-    while True:
-        empty = True
-        for item in make():
-            empty = False
-            yield item
-        if empty:
-            return
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A frozen copy of the model in eval mode (the teacher of SCRUB, BT, KDE and PRMQ)."""
+    return freeze(copy.deepcopy(model))
