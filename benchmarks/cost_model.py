@@ -54,14 +54,14 @@ def default_trials(model: str) -> int:
 
 
 def startup_seconds(repeats: int = 5) -> tuple[float, float]:
-    """Median wall time of `python -c 'import unlearnbench.jobs, unlearnbench.methods'`,
+    """Median wall time of `python -c 'import unlearnbench.jobs.unlearn, unlearnbench.methods'`,
     and of a bare `python -c pass` for reference."""
     def run(code: str) -> float:
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True)
         return time.perf_counter() - t
 
-    lib = [run("import unlearnbench.jobs, unlearnbench.methods") for _ in range(repeats)]
+    lib = [run("import unlearnbench.jobs.unlearn, unlearnbench.methods") for _ in range(repeats)]
     bare = [run("pass") for _ in range(repeats)]
     return statistics.median(lib), statistics.median(bare)
 
@@ -72,7 +72,7 @@ def part1(args) -> dict:
     from unlearnbench.train import Recipe, train
 
     lib, bare = startup_seconds()
-    log(f"job start-up: import unlearnbench.jobs + methods {lib:.2f} s (bare python {bare:.2f} s)")
+    log(f"job start-up: import unlearnbench.jobs.unlearn + methods {lib:.2f} s (bare python {bare:.2f} s)")
     t = time.perf_counter()
     pool = data.load_pool("digits")
     idx = data.make_splits(pool.n_train, len(pool.labels))

@@ -2,7 +2,7 @@
 
 For one (dataset, model, search seed) whose original and retrained models the workflow
 has trained (under --results), and for each method, it runs the study of the `search`
-rule (`search.search_job`, journal and CSV under --out, so a rerun resumes), with the
+rule (`jobs.search.search_job`, journal and CSV under --out, so a rerun resumes), with the
 method defaults evaluated as row -1, and reports the norm of the 4 objectives of
   default : the method defaults (unlearning seed = the model seed, as `unlearn` does);
   sampler : the best of the study's N trials alone (the paper's selection, and the
@@ -29,7 +29,9 @@ import pandas as pd
 
 from unlearnbench import config as ub_config
 from unlearnbench import io, methods, search
-from unlearnbench.jobs import Context, unlearn_copy
+from unlearnbench.jobs.context import Context
+from unlearnbench.jobs.search import search_job
+from unlearnbench.jobs.unlearn import unlearn_copy
 
 
 def norm_of(ctx, net, method, hp, seed, retrained) -> float:
@@ -84,7 +86,7 @@ def main() -> None:
     for method in args.methods or methods.names():
         out_csv = Path(args.out) / args.dataset / args.model / method / f"seed{args.seed}.csv"
         original, retrained = paths(args.seed)
-        frame = search.search_job(ctx, args.model, method, args.seed, trials_per_study, cap, original, retrained,
+        frame = search_job(ctx, args.model, method, args.seed, trials_per_study, cap, original, retrained,
                                   out_csv, progress=False, include_defaults=True, start_from_defaults=start)
         default = frame[frame["number"] == search.DEFAULTS_NUMBER].iloc[0]
         trials = frame[frame["number"] >= 0]

@@ -37,7 +37,7 @@ def test_healthy_model_is_not_flagged():
 
 
 def test_reference_with_non_finite_weights_fails_naming_the_tensor():
-    from unlearnbench.jobs import check_finite_weights
+    from unlearnbench.jobs.reference import check_finite_weights
 
     net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     check_finite_weights(net, "a healthy net")  # no error

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from unlearnbench import methods, search
+from unlearnbench.report import tables
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -237,17 +238,18 @@ ulira: {methods: [ft]}  # U-LiRA reuses the main search's choices: only methods 
 def train_references(root: Path, cfg: dict) -> None:
     """What the splits, init and train_reference rules would write, in their order."""
     from unlearnbench import config as ub_config
-    from unlearnbench import jobs
+    from unlearnbench.jobs import reference
+    from unlearnbench.jobs.context import Context
 
     cfg = ub_config.validate(cfg)
     base = root / "results/digits"
-    jobs.write_splits("digits", base / "splits.npz")
-    jobs.write_init("digits", "smallcnn", 0, base / "smallcnn/init/seed0.safetensors")
-    ctx = jobs.Context("digits", base / "splits.npz", device="cpu", threads=1)
+    reference.write_splits("digits", base / "splits.npz")
+    reference.write_init("digits", "smallcnn", 0, base / "smallcnn/init/seed0.safetensors")
+    ctx = Context("digits", base / "splits.npz", device="cpu", threads=1)
     for kind in ("original", "retrained"):
-        jobs.train_reference(ctx, "smallcnn", kind, 0, ub_config.recipe(cfg, "digits"),
-                             base / "smallcnn/init/seed0.safetensors", base / f"smallcnn/{kind}/seed0.safetensors",
-                             base / f"smallcnn/{kind}/seed0.json", base / f"smallcnn/metrics/{kind}/seed0.json")
+        reference.train_reference(ctx, "smallcnn", kind, 0, ub_config.recipe(cfg, "digits"),
+                                  base / "smallcnn/init/seed0.safetensors", base / f"smallcnn/{kind}/seed0.safetensors",
+                                  base / f"smallcnn/{kind}/seed0.json", base / f"smallcnn/metrics/{kind}/seed0.json")
 
 
 @pytest.mark.workflow
@@ -343,7 +345,7 @@ def test_hyperparameter_table_keeps_a_method_whose_studies_all_failed(tmp_path):
     for best in (failed, chosen):
         paths.append(tmp_path / f"{best['method']}.json")
         paths[-1].write_text(json.dumps(best))
-    table = search.write_hyperparameters_table(paths, tmp_path / "h.csv", tmp_path / "h.md")
+    table = tables.write_hyperparameters_table(paths, tmp_path / "h.csv", tmp_path / "h.md")
     assert list(table["method"]) == ["ft", "ff"]  # paper order
     assert table.loc[1, list(search.OBJECTIVES) + ["norm"]].isna().all()
     assert table.loc[0, "norm"] == 0.25 and table.loc[0, "retain_gap"] == 0.1

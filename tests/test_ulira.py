@@ -174,18 +174,18 @@ def test_attack_metrics_known_answers():
 
 
 def test_bank_round_trip_clips_to_float16(tmp_path):
-    from unlearnbench import ulira_jobs
+    from unlearnbench.attacks import ulira_files
 
     d = design(n_splits=2)
     logits = np.zeros((2, d.n_pool, 10), dtype=np.float32)
     logits[0, 0, 0] = 1e6
-    ulira_jobs.write_bank(tmp_path / "b.npz", logits, np.zeros((2, len(d.val), 10)), [1.0, 2.0],
+    ulira_files.write_bank(tmp_path / "b.npz", logits, np.zeros((2, len(d.val), 10)), [1.0, 2.0],
                           {"split": 1, "kind": "original"})
-    bank = ulira_jobs.read_bank(tmp_path / "b.npz", d, split=1)
+    bank = ulira_files.read_bank(tmp_path / "b.npz", d, split=1)
     assert bank["logits"].dtype == np.float16 and np.isfinite(bank["logits"]).all()
     assert bank["info"]["kind"] == "original"
     with pytest.raises(Exception, match="expected 0"):
-        ulira_jobs.read_bank(tmp_path / "b.npz", d, split=0)
+        ulira_files.read_bank(tmp_path / "b.npz", d, split=0)
 
 
 def test_config_ulira_section_defaults_and_errors():

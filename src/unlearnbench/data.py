@@ -7,7 +7,6 @@ of shape (N, 3, H, W); normalisation and augmentation happen batched (batches.py
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +72,8 @@ def load_digits(root: Path, download: bool) -> Pool:
     return Pool(_grey_to_rgb32(grey[order]), labels[order], n_train=len(labels) - n_test)
 
 
-def _torchvision_pool(cls_name: str, name: str, root: Path, download: bool, what: str) -> Pool:
+def _torchvision_sets(cls_name: str, name: str, root: Path, download: bool, what: str) -> list:
+    """The torchvision dataset's official [train, test] parts."""
     # Imported here: torchvision takes over a second to import, which digits jobs skip.
     from torchvision import datasets
 
@@ -90,7 +90,7 @@ def _torchvision_pool(cls_name: str, name: str, root: Path, download: bool, what
 
 def _mnist_like(cls_name: str, name: str) -> Callable[[Path, bool], Pool]:
     def load(root: Path, download: bool) -> Pool:
-        train, test = _torchvision_pool(cls_name, name, root, download, f"{cls_name}/raw/*-ubyte")
+        train, test = _torchvision_sets(cls_name, name, root, download, f"{cls_name}/raw/*-ubyte")
         images = torch.cat([train.data, test.data])
         labels = torch.cat([train.targets, test.targets]).long()
         return Pool(_grey_to_rgb32(images), labels, n_train=len(train.targets))
@@ -100,7 +100,7 @@ def _mnist_like(cls_name: str, name: str) -> Callable[[Path, bool], Pool]:
 
 def _cifar(cls_name: str, name: str, folder: str) -> Callable[[Path, bool], Pool]:
     def load(root: Path, download: bool) -> Pool:
-        train, test = _torchvision_pool(cls_name, name, root, download, f"{folder}/ (python batches)")
+        train, test = _torchvision_sets(cls_name, name, root, download, f"{folder}/ (python batches)")
         images = torch.from_numpy(np.concatenate([train.data, test.data])).permute(0, 3, 1, 2)
         labels = torch.tensor(list(train.targets) + list(test.targets), dtype=torch.int64)
         return Pool(images.contiguous(), labels, n_train=len(train.targets))
@@ -174,13 +174,6 @@ def get_spec(name: str) -> DatasetSpec:
 
 def load_pool(name: str, data_dir: str | Path = "data", download: bool = False) -> Pool:
     return get_spec(name).load(Path(data_dir), download)
-
-
-def split_sizes(n_train: int, n_test: int, val_fraction: float = 0.15, forget_fraction: float = 0.1) -> dict[str, int]:
-    """Split sizes without drawing them: held-out parts round up (scikit-learn's rule)."""
-    n_val = math.ceil(val_fraction * n_train)
-    n_forget = math.ceil(forget_fraction * (n_train - n_val))
-    return {"retain": n_train - n_val - n_forget, "forget": n_forget, "val": n_val, "test": n_test}
 
 
 def make_splits(n_train: int, n_pool: int, val_fraction: float = 0.15, forget_fraction: float = 0.1,

@@ -22,10 +22,14 @@ def select_device(choice: str = "auto") -> torch.device:
 
 def setup(threads: int | None = None, device: torch.device | None = None) -> None:
     """Use the rule's threads on CPU; cudnn autotuning on CUDA (fixed input shapes:
-    the autotuner's choice is reused for every batch)."""
+    the autotuner's choice is reused for every batch).
+
+    torch is imported already, so OMP_NUM_THREADS no longer reaches it (set_num_threads
+    does); the variable is for what loads later in the job and reads it at load time:
+    scikit-learn's and scipy's BLAS (the MIA's logistic regression) and subprocesses."""
     if threads:
-        torch.set_num_threads(int(threads))
         os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(int(threads))
     if device is not None and device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 

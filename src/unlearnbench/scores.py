@@ -32,13 +32,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import io
+from . import REFERENCES, io
 
 KEYS = ["dataset", "model", "method", "seed"]
 METRIC_COLUMNS = ["retain_acc", "forget_acc", "val_acc", "test_acc", "val_mia", "test_mia", "seconds"]
 SCORES = ["RA", "FA", "TA", "RR", "FR", "TR", "RetDev", "Indisc", "test_MIA", "RTE"]
 SUMMARY_SCORES = SCORES + ["seconds"]
-REFERENCES = ("original", "retrained")
 SETTING = ["dataset", "model"]
 CI_LEVEL = 0.95
 NONNEGATIVE = {"RA", "FA", "TA", "RR", "FR", "TR", "RetDev", "Indisc", "test_MIA", "RTE", "seconds"}
@@ -149,15 +148,6 @@ def ci_halfwidth(values, level: float = CI_LEVEL) -> float:
     if len(x) < 2:
         return float("nan")
     return float(t_quantile(len(x), level) * x.std(ddof=1) / np.sqrt(len(x)))
-
-
-def confidence_interval(values, level: float = CI_LEVEL) -> tuple[float, float]:
-    """(low, high) t-interval of the mean of `values`."""
-    x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    mean = float(x.mean()) if len(x) else float("nan")
-    half = ci_halfwidth(x, level)
-    return mean - half, mean + half
 
 
 # --- rankings ---------------------------------------------------------------------------

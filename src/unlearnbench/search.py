@@ -1,6 +1,8 @@
-"""Hyperparameter search (PAPER.md §5): the four objectives, a generic resumable Optuna
-study runner, the per-trial table, the best-trial selection, and the jobs of the
-`search`, `select_best` and `table_hyperparameters` rules.
+"""Hyperparameter search engine (PAPER.md §5): the four objectives, a generic resumable
+Optuna study runner, the per-trial table, the method defaults moved into a search space,
+and the best-trial selection. The jobs that use it are unlearnbench/jobs/search.py (the
+`search` and `select_best` rules) and jobs/ulira.py (U-LiRA's search); the table of the
+chosen settings is report/tables.py's write_hyperparameters_table.
 
 The study runner knows nothing about unlearning: it takes `space(trial, epoch_cap) ->
 hp` and `objective(hp) -> 4 floats` (or `objective(hp, trial)` when the objective needs
@@ -14,11 +16,8 @@ draws of the trials it already holds, and the same config and seed give the same
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import json
 import math
-import re
 import sys
 import time
 import traceback
@@ -32,9 +31,8 @@ import pandas as pd
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-# The study runner needs only optuna, numpy and pandas. The jobs below import the
-# torch-side modules (io, methods, jobs) when called, so that importing this module
-# (U-LiRA's search, a subprocess in the tests) stays light.
+# The engine needs only optuna, numpy and pandas (read_trials imports io when called), so
+# that importing this module (U-LiRA's search, a subprocess in the tests) stays light.
 
 OBJECTIVES = ("retain_gap", "forget_gap", "val_gap", "mia_gap")
 """Column names of the 4 objectives, all minimised (PAPER.md §5)."""
@@ -64,7 +62,7 @@ class SearchError(RuntimeError):
 def objectives(unlearned: Mapping, retrained: Mapping) -> tuple[float, float, float, float]:
     """(1/3)|RA_u - RA_R|, (1/3)|FA_u - FA_R|, (1/3)|VA_u - VA_R|, 2|MIA_val_u - 0.5|.
 
-    `unlearned` and `retrained` are metrics dicts as jobs.py writes them (keys
+    `unlearned` and `retrained` are metrics dicts as the jobs write them (keys
     retain_acc, forget_acc, val_acc, val_mia). The last term is 1 - Indisc(val MIA)."""
     gaps = tuple(abs(float(unlearned[k]) - float(retrained[k])) / 3.0
                  for k in ("retain_acc", "forget_acc", "val_acc"))
@@ -324,7 +322,7 @@ def select_best(frames: Mapping[int, pd.DataFrame], method: str | None = None,
             "objectives": dict(zip(objective_names, map(float, vals)))}
 
 
-# ----------------------------------------------------------------------------- jobs
+# ----------------------------------------------------------------------------- files and defaults
 
 
 def journal_path(out_csv) -> Path:
@@ -335,112 +333,6 @@ def journal_path(out_csv) -> Path:
 
 def oversized_batches(hp: Mapping, limit: int | None) -> dict:
     return {k: v for k, v in hp.items() if limit and k.endswith("batch_size") and int(v) > limit}
-
-
-def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap: int, original,
-               retrained_metrics, out_csv, journal=None, method_params: Mapping | None = None,
-               progress: bool = True, include_defaults: bool = False,
-               start_from_defaults: bool = False) -> pd.DataFrame:
-    """One study of (dataset, model, method, search seed): each trial unlearns a copy of
-    the seed's original with the trial's hyperparameters (unsampled ones: the method's
-    defaults updated with `method_params`), evaluates it and scores it against the
-    retrained model's metrics of the same seed. Writes the trials CSV atomically.
-
-    With `include_defaults`, the method defaults (with `method_params`) are evaluated
-    once as well, unlearning with the model seed as the final `unlearn` rule does, and
-    written as the row number -1 (user_attrs_start "method defaults"): they compete in
-    the selection (and win ties), so the chosen setting is never worse than the defaults
-    on this objective. They stay outside the Optuna trials (their epochs may exceed the
-    cap, their values lie outside the space), so the sampler never sees them; the result
-    is kept in the journal's study attributes, so a rerun does not redo it.
-
-    With `start_from_defaults`, trial 0 of a new study is the method defaults (with
-    `method_params`) moved into the search space (`defaults_in_space`: epochs capped at
-    `epoch_cap`, out-of-range values at the range's end), enqueued with Optuna's
-    enqueue_trial: a normal trial that counts towards the budget and that the sampler
-    learns from."""
-    from . import io, methods
-    from .jobs import unlearn_copy
-
-    journal = Path(journal) if journal else journal_path(out_csv)
-    base = dict(method_params or {})
-    methods.hyperparameters(method, base)  # unknown keys fail before any trial
-    retrained = io.read_json(retrained_metrics)
-    missing = [k for k in ("retain_acc", "forget_acc", "val_acc", "val_mia") if k not in retrained]
-    if missing:
-        raise io.CorruptFileError(f"{retrained_metrics} lacks {', '.join(missing)}")
-    net = ctx.model(model, original)
-    limit = MAX_BATCH_SIZE.get(ctx.dataset)
-    first_trial = (defaults_in_space(methods.get(method).search_space, methods.hyperparameters(method, base),
-                                     epoch_cap) if start_from_defaults else None)
-
-    def evaluate(hp: dict, unlearn_seed: int) -> tuple[tuple, dict]:
-        unlearned, seconds = unlearn_copy(ctx, net, method, {**base, **hp}, unlearn_seed)
-        metrics = ctx.evaluate(unlearned)
-        if metrics.get("diverged"):
-            raise FloatingPointError("the unlearned model diverged (non-finite logits)")
-        return objectives(metrics, retrained), {"unlearn_seed": unlearn_seed, "unlearn_seconds": seconds, **metrics}
-
-    def objective(hp: dict, trial) -> tuple:
-        too_big = oversized_batches(hp, limit)
-        if too_big:
-            raise optuna.TrialPruned(f"batch size {too_big} > {limit} on {ctx.dataset}")
-        values, attrs = evaluate(hp, derived_seed(seed, trial.number))
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        return values
-
-    fingerprint = hashlib.sha256(json.dumps({
-        "dataset": ctx.dataset, "model": model, "method": method, "seed": seed, "epoch_cap": epoch_cap,
-        "method_params": base, "max_batch_size": limit, "original": io.sha256(original),
-        **({"start_from_defaults": first_trial} if start_from_defaults else {}),
-        "retrained": {k: retrained[k] for k in ("retain_acc", "forget_acc", "val_acc", "val_mia")},
-    }, sort_keys=True, default=str).encode()).hexdigest()
-    name = f"{ctx.dataset}/{model}/{method}/seed{seed}"
-    def evaluate_defaults() -> dict:
-        start = time.perf_counter()
-        too_big = oversized_batches(methods.hyperparameters(method, base), limit)
-        if too_big:
-            return {"state": "PRUNED", "values": None, "seconds": 0.0,
-                    "user_attrs": {"reason": f"pruned: batch size {too_big} > {limit} on {ctx.dataset}"}}
-        try:
-            values, attrs = evaluate({}, seed)
-        except Exception as err:  # a diverging default is recorded, like a failed trial
-            traceback.print_exc()
-            return {"state": "FAIL", "values": None, "seconds": time.perf_counter() - start,
-                    "user_attrs": {"reason": f"{type(err).__name__}: {' '.join(str(err).split())}"[:500]}}
-        if not all(math.isfinite(v) for v in values):
-            return {"state": "FAIL", "values": None, "seconds": time.perf_counter() - start,
-                    "user_attrs": {"reason": f"non-finite objective values {list(values)}", **attrs}}
-        return {"state": "COMPLETE", "values": list(values), "user_attrs": attrs,
-                "seconds": time.perf_counter() - start}
-
-    if include_defaults:
-        study = open_study(journal, name, fingerprint=fingerprint)
-        if DEFAULTS_ATTR not in study.user_attrs:
-            result = evaluate_defaults()
-            study.set_user_attr(DEFAULTS_ATTR, result)
-            shown = result["user_attrs"].get("reason") or "norm {:.4f}".format(math.hypot(*result["values"]))
-            print(f"method defaults: {result['state']} in {result['seconds']:.2f} s, {shown}")
-    enqueue = []
-    if start_from_defaults:
-        enqueue.append({**first_trial, "user_attrs": {"start": START_FROM_DEFAULTS}})
-    try:
-        study = run_study(objective, methods.get(method).search_space, n_trials, journal, name, seed, epoch_cap,
-                          progress, fingerprint=fingerprint, enqueue=enqueue)
-    except SearchError as err:  # every attempt failed: keep the record; select_best falls back
-        print(f"WARNING: {err}")
-        study = open_study(journal, name, fingerprint=fingerprint)
-    frame = trials_frame(study, n_trials)
-    if include_defaults:
-        frame = with_defaults_row(frame, study.user_attrs[DEFAULTS_ATTR], methods.hyperparameters(method, base))
-    with io.atomic_path(out_csv) as tmp:
-        frame.to_csv(tmp, index=False)
-    trials = frame[frame["number"] >= 0]
-    done = trials[trials["state"] == "COMPLETE"]
-    print(f"{name}: {len(done)} complete of {len(trials)} trials; mean {done['seconds'].mean():.2f} s "
-          f"per complete trial")
-    return frame
 
 
 class _Projection:
@@ -527,129 +419,3 @@ def read_trials(path) -> pd.DataFrame:
     return frame
 
 
-_CSV = re.compile(r"(?P<dataset>[^/]+)/(?P<model>[^/]+)/search/(?P<method>[^/]+)/seed(?P<seed>\d+)\.csv$")
-
-
-def select_best_job(csvs: Sequence, out_json, method: str | None = None) -> dict:
-    """best.json of one (dataset, model, method) from its per-seed trials CSVs."""
-    from . import io
-
-    frames, paths, where = {}, {}, {}
-    for path in csvs:
-        match = _CSV.search(Path(path).as_posix())
-        if not match:
-            raise ValueError(f"not a search trials path: {path}")
-        where = match.groupdict()
-        paths[int(where["seed"])] = Path(path).as_posix()
-        frames[int(where["seed"])] = read_trials(path)
-    method = method or where.get("method")
-    try:
-        best = select_best(frames, method)
-    except ValueError as err:  # no study of any seed completed a trial (e.g. every one diverged)
-        print(f"WARNING: {err}; the final runs use the method defaults")
-        best = {"method": method, "params": {}, "seed": None, "trial": None, "norm": None, "objectives": None}
-        io.write_json(out_json, {**best, "search_seeds": sorted(frames), "dataset": where.get("dataset"),
-                                 "model": where.get("model"), "source": "method defaults: no complete trial"})
-        return best
-    if any(isinstance(v, float) and v.is_integer() for v in best["params"].values()):
-        # An int parameter read back as float (its CSV column has gaps): the method's
-        # defaults say which are ints. Imported only here: the registry pulls in torch.
-        from . import methods
-
-        defaults = methods.get(method).DEFAULTS if method in methods.names() else {}
-        for key, value in best["params"].items():
-            if isinstance(defaults.get(key), int) and not isinstance(defaults.get(key), bool):
-                best["params"][key] = int(round(value))
-    best.update({
-        "dataset": where.get("dataset"), "model": where.get("model"),
-        "search_seeds": sorted(frames),
-        "complete_trials": {str(s): int((f["state"] == "COMPLETE").sum()) for s, f in sorted(frames.items())},
-        "source": f"{paths[best['seed']]} trial {best['trial']}",
-    })
-    io.write_json(out_json, best)
-    print(best)
-    return best
-
-
-def chosen_hyperparameters(method: str, method_params: Mapping | None = None, best_json=None) -> tuple[dict, dict]:
-    """The overrides of the method defaults for a final unlearning run, and where they
-    came from: the search's chosen trial wins over `method_params`, which win over the
-    defaults."""
-    from . import io
-
-    overrides = dict(method_params or {})
-    if best_json is None:
-        return overrides, {"from": "method_params" if overrides else "defaults"}
-    best = io.read_json(best_json)
-    if best.get("method") not in (None, method):
-        raise io.CorruptFileError(f"{best_json} holds the choice for {best['method']!r}, not {method!r}")
-    overrides.update(best["params"])
-    return overrides, {"from": "search", "file": Path(best_json).as_posix(), "search_seed": best["seed"],
-                       "trial": best["trial"], "norm": best["norm"]}
-
-
-def unlearn_job(ctx, model: str, method: str, seeds: Sequence[int], method_params, originals: Sequence,
-                out_metrics: Sequence, out_models: Sequence | None = None, best_json=None) -> list[dict]:
-    """jobs.unlearn_and_evaluate for each seed's original, in order, with the
-    hyperparameters of chosen_hyperparameters; their origin is recorded in each metrics
-    JSON under "hyperparameters_source". One job runs every seed of a (dataset, model,
-    method): the start-up (imports, data) is paid once."""
-    from . import io, methods
-    from .jobs import unlearn_and_evaluate
-
-    if not len(seeds) == len(originals) == len(out_metrics) or (out_models and len(out_models) != len(seeds)):
-        raise ValueError(f"{len(seeds)} seeds need as many originals, metrics paths (and model paths)")
-    hp, source = chosen_hyperparameters(method, method_params, best_json)
-    print(f"hyperparameters from {source}: {methods.hyperparameters(method, hp)}")
-    results = []
-    for i, seed in enumerate(seeds):
-        print(f"seed {seed}:", flush=True)
-        with io.atomic_path(out_metrics[i]) as tmp:
-            metrics = unlearn_and_evaluate(ctx, model, method, int(seed), hp, originals[i], tmp,
-                                           out_models[i] if out_models else None)
-            metrics["hyperparameters_source"] = source
-            tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        results.append(metrics)
-    return results
-
-
-def _format_value(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
-def write_hyperparameters_table(best_jsons: Sequence, out_csv, out_md) -> pd.DataFrame:
-    """results/tables/hyperparameters.{csv,md}: the chosen setting per dataset, model and
-    method (searched parameters; the rest are the method defaults)."""
-    from . import io, methods
-
-    rows = []
-    for path in best_jsons:
-        best = io.read_json(path)
-        objectives = best["objectives"] or dict.fromkeys(OBJECTIVES)  # None: no study completed a trial
-        rows.append({"dataset": best.get("dataset"), "model": best.get("model"), "method": best["method"],
-                     "search_seed": best["seed"], "trial": best["trial"], "norm": best["norm"],
-                     **objectives, "params": json.dumps(best["params"], sort_keys=True)})
-    columns = ["dataset", "model", "method", "search_seed", "trial", "norm", *OBJECTIVES, "params"]
-    table = pd.DataFrame(rows, columns=columns)
-    rank = {m: i for i, m in enumerate(methods.names())}
-    table = (table.assign(_rank=table["method"].map(rank)).sort_values(["dataset", "model", "_rank"], kind="stable")
-             .drop(columns="_rank").reset_index(drop=True))
-    with io.atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
-    parts = ["# Chosen hyperparameters (smallest norm of the 4 search objectives over the search seeds; "
-             "parameters not listed keep the method defaults; trial \"defaults\": the method defaults won)\n"]
-    for (dataset, model), block in table.groupby(["dataset", "model"], sort=False):
-        shown = pd.DataFrame({
-            "Method": [methods.label(m) for m in block["method"]],
-            "Setting": [", ".join(f"{k}={_format_value(v)}" for k, v in json.loads(p).items()) or "(defaults)"
-                        for p in block["params"]],
-            "Seed": ["-" if pd.isna(v) else str(int(v)) for v in block["search_seed"]],
-            "Trial": ["none complete: defaults" if pd.isna(t) else "defaults" if t == DEFAULTS_NUMBER
-                      else str(int(t)) for t in block["trial"]],
-            "Norm": ["-" if pd.isna(v) else f"{v:.4f}" for v in block["norm"]]})
-        parts.append(f"## {dataset} / {model}\n")
-        parts.append(shown.to_markdown(index=False) + "\n")
-    io.write_text(out_md, "\n".join(parts))
-    return table

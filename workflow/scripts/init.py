@@ -1,6 +1,6 @@
 """Draw and save the initialisation of one (dataset, model, seed)."""
 
-from unlearnbench.jobs import write_init
+from unlearnbench.jobs.reference import write_init
 from unlearnbench.logs import logging_to
 
 w = snakemake.wildcards

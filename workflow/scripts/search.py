@@ -1,8 +1,8 @@
 """One hyperparameter study of (dataset, model, method, search seed); resumes its journal."""
 
-from unlearnbench.jobs import Context
+from unlearnbench.jobs.context import Context
+from unlearnbench.jobs.search import search_job
 from unlearnbench.logs import logging_to
-from unlearnbench.search import search_job
 
 w = snakemake.wildcards
 with logging_to(snakemake.log[0]):

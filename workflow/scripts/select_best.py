@@ -1,7 +1,7 @@
 """best.json of one (dataset, model, method): the trial with the smallest objective norm."""
 
+from unlearnbench.jobs.search import select_best_job
 from unlearnbench.logs import logging_to
-from unlearnbench.search import select_best_job
 
 with logging_to(snakemake.log[0]):
     select_best_job(list(snakemake.input), snakemake.output[0], snakemake.wildcards.method)

@@ -1,6 +1,6 @@
 """Write the fixed split of one dataset (PAPER.md §2)."""
 
-from unlearnbench.jobs import write_splits
+from unlearnbench.jobs.reference import write_splits
 from unlearnbench.logs import logging_to
 
 with logging_to(snakemake.log[0]):

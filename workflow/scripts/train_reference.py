@@ -1,6 +1,7 @@
 """Train the original (retain + forget) or retrained (retain) model of one seed."""
 
-from unlearnbench.jobs import Context, train_reference
+from unlearnbench.jobs.context import Context
+from unlearnbench.jobs.reference import train_reference
 from unlearnbench.logs import logging_to
 
 w = snakemake.wildcards

@@ -1,7 +1,7 @@
 """Score one kind of shadow model (a method, original or retrained) with U-LiRA."""
 
+from unlearnbench.jobs.ulira import attack_job
 from unlearnbench.logs import logging_to
-from unlearnbench.ulira_jobs import attack_job
 
 with logging_to(snakemake.log[0]):
     attack_job(snakemake.input.splits, list(snakemake.input.banks), snakemake.wildcards.kind,

@@ -1,7 +1,7 @@
 """One U-LiRA search study of (method, shadow split): forget set 0 of the split."""
 
+from unlearnbench.jobs.ulira import ShadowContext, search_job
 from unlearnbench.logs import logging_to
-from unlearnbench.ulira_jobs import ShadowContext, search_job
 
 w = snakemake.wildcards
 with logging_to(snakemake.log[0]):

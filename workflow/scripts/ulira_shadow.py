@@ -1,8 +1,8 @@
 """Train the original and retrained shadow models of every forget set of one split;
 keep their logit banks and (temporarily) the originals' weights."""
 
+from unlearnbench.jobs.ulira import ShadowContext, train_shadow_split
 from unlearnbench.logs import logging_to
-from unlearnbench.ulira_jobs import ShadowContext, train_shadow_split
 
 w = snakemake.wildcards
 with logging_to(snakemake.log[0]):

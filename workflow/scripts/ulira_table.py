@@ -1,7 +1,7 @@
 """results/tables/ulira.{csv,md}: one row per method, references first."""
 
 from unlearnbench.logs import logging_to
-from unlearnbench.ulira_jobs import write_table
+from unlearnbench.report.tables import write_ulira_table
 
 with logging_to(snakemake.log[0]):
-    write_table(list(snakemake.input), snakemake.output.csv, snakemake.output.md)
+    write_ulira_table(list(snakemake.input), snakemake.output.csv, snakemake.output.md)

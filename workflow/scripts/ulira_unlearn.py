@@ -1,8 +1,8 @@
 """Unlearn the F shadow originals of one split with one method; keep the logit bank."""
 
+from unlearnbench.jobs.ulira import ShadowContext, unlearn_shadow_split
+from unlearnbench.jobs.unlearn import chosen_hyperparameters
 from unlearnbench.logs import logging_to
-from unlearnbench.search import chosen_hyperparameters
-from unlearnbench.ulira_jobs import ShadowContext, unlearn_shadow_split
 
 w = snakemake.wildcards
 with logging_to(snakemake.log[0]):

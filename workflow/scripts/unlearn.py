@@ -4,9 +4,9 @@ Hyperparameters: the method defaults, updated with config method_params, updated
 the search's chosen trial (best.json) when the search is on; the metrics JSON records
 which under "hyperparameters_source"."""
 
-from unlearnbench.jobs import Context
+from unlearnbench.jobs.context import Context
+from unlearnbench.jobs.unlearn import unlearn_job
 from unlearnbench.logs import logging_to
-from unlearnbench.search import unlearn_job
 
 w = snakemake.wildcards
 with logging_to(snakemake.log[0]):

@@ -29,8 +29,3 @@ def mia_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray, seed: 
     y = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
     cv = StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=seed)
     return float(cross_val_score(LogisticRegression(), x, y, cv=cv, scoring="accuracy").mean())
-
-
-def indiscernibility(mia: float) -> float:
-    """Indisc = 1 - |2 MIA - 1| (1 is best)."""
-    return 1.0 - abs(2.0 * mia - 1.0)

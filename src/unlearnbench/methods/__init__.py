@@ -14,6 +14,7 @@ from types import ModuleType
 
 import torch
 
+from .. import REFERENCES
 from ..runtime import autocast
 from ..train import sync
 from .base import DataAccessError, UnlearnData
@@ -21,7 +22,6 @@ from .base import DataAccessError, UnlearnData
 # METHODS.md order; modules not listed here sort after, by name.
 PAPER_ORDER = ("ft", "ga", "srl", "ngplus", "scrub", "bt", "salun", "ff", "iu", "cfk", "euk",
                "fcs", "msg", "cfw", "prmq", "ct", "kde", "rni")
-REFERENCES = ("original", "retrained")
 _NOT_METHODS = {"base", "common"}
 _REQUIRED = ("NAME", "LABEL", "READS", "DEFAULTS", "search_space", "unlearn")
 

@@ -9,12 +9,10 @@ gradient) and k = v - c g_1 for scalars s and c, and each later sample g enters 
 through g.g_1 and g.v. Those two numbers per sample are forward-mode derivatives of the
 per-sample losses along g_1 and v (torch.func.jvp), computed for a batch at a time: no
 per-sample gradient is formed (resnet18/digits, one CPU thread: 110 s -> 9 s per run).
-`woodfisher` and `single_sample_gradients` are the literal recursion, kept for the
-tests that check the fast path against it."""
+The literal recursion (tests/oracles.py's `woodfisher`, over `single_sample_gradients`)
+is kept in the tests, which check the fast path against it."""
 
 from __future__ import annotations
-
-from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -57,23 +55,6 @@ def influence_direction(g_forget: torch.Tensor, g_retain: torch.Tensor, n_forget
     return g_forget / n - g_retain * (n_forget / (n * n_retain))
 
 
-def woodfisher(v: torch.Tensor, sample_grads: Iterable[torch.Tensor], damping: float = DAMPING) -> torch.Tensor:
-    """The reference's WoodFisher recursion: the first gradient initialises o; for each
-    later g, k <- k - (k.g / (N + o.g)) o, then o <- o - (o.g / (N + o.g)) o; k starts at v.
-    (Not under no_grad: `sample_grads` may be a generator that needs autograd.)"""
-    k = v.clone()
-    o = None
-    for g in sample_grads:
-        if o is None:
-            o = g.clone()
-            continue
-        og = torch.dot(o, g)
-        denom = damping + og
-        k -= (torch.dot(k, g) / denom) * o
-        o -= (og / denom) * o
-    return k
-
-
 def single_sample_gradients(model, split, limit: int):
     """Per-sample CE gradients of the first `limit` samples of `split`, in order."""
     params = trainable(model)
@@ -108,7 +89,7 @@ def gradient_dots(model, split, directions: list[torch.Tensor], start: int, stop
 
 def woodfisher_from_dots(v: torch.Tensor, g_first: torch.Tensor, dots_first, dots_v,
                          damping: float = DAMPING) -> torch.Tensor:
-    """`woodfisher(v, [g_first, g_2, g_3, ...])` in closed form from g_j.g_first and
+    """The literal recursion `woodfisher(v, [g_first, g_2, g_3, ...])` in closed form from g_j.g_first and
     g_j.v (j = 2, 3, ...): with o = s g_first and k = v - c g_first, each step is
     og = s (g.g_first); kg = g.v - c (g.g_first); c += s kg / (N + og);
     s *= 1 - og / (N + og)."""

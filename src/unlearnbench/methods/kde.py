@@ -2,7 +2,7 @@
 conv `conv1` (if the model has one) and the classifier; warm up E epochs distilling the
 teacher on the validation set (KL at temperature T); then retain_epochs epochs on the
 retain set with soft-CE to the teacher + CE + the same KL, its own SGD cosine-annealed.
-The only method that reads the validation set."""
+Reads the validation set (as SCRUB does, to choose its rewind epoch)."""
 
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ per method across figures.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -18,6 +20,9 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from .. import io, methods, scores  # noqa: E402
+from ..attacks import ulira  # noqa: E402
+from ..attacks.ulira_files import read_scores  # noqa: E402
+from .tables import kind_label, kind_order  # noqa: E402
 
 MARKERS = "osD^vPp<>hH8d"  # '*' and 'X' are kept for the references
 REFERENCE_STYLE = {"retrained": ("black", "*"), "original": ("0.55", "X")}
@@ -286,5 +291,56 @@ def critical_difference(cd_csv, pvalues_csv, png, pdf, alpha: float = 0.05) -> N
                 transform=ax.transAxes)
         title = "Critical-difference diagram"
     ax.set_title(title, fontsize=10, pad=12)
+    fig.tight_layout()
+    save(fig, png, pdf)
+
+
+def ulira_scores(score_paths: Mapping[str, str], png, pdf, title: str = "", max_points: int = 20000) -> None:
+    """ROC curves on log-log axes (left) and the distribution of the membership
+    probability P of forgotten and never-seen examples (right), one entry per kind."""
+    kinds = kind_order(list(score_paths))
+    style = method_style()  # the registry's colours, as in every other figure; references fixed
+    style.update({k: v for k, v in method_style(kinds).items() if k not in style})
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, (ax_roc, ax_p) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1, 1.5]})
+    rng = np.random.default_rng(0)
+    frames, floor = [], 1.0
+    for kind in kinds:
+        s = read_scores(score_paths[kind])
+        sel = s["label"] >= 0
+        label, llr, p = s["label"][sel].astype(int), s["llr"][sel].astype(float), s["p"][sel].astype(float)
+        if (label == 1).any() and (label == 0).any():
+            fpr, tpr = ulira.roc(label, llr)
+            auc = ulira.attack_metrics(label, llr)["auc"]
+            floor = min(floor, 1.0 / max((label == 0).sum(), 1))
+            ok = (fpr > 0) & (tpr > 0)
+            colour, _ = style[kind]
+            ax_roc.plot(fpr[ok], tpr[ok], color=colour, lw=1.6 if kind in scores.REFERENCES else 1.2,
+                        ls="--" if kind in scores.REFERENCES else "-", label=f"{kind_label(kind)} (AUC {auc:.3f})")
+        for truth, name in ((1, "forgotten"), (0, "never seen")):
+            values = p[label == truth]
+            if len(values) > max_points:
+                values = rng.choice(values, max_points, replace=False)
+            frames.append(pd.DataFrame({"kind": kind_label(kind).replace(" (", "\n("), "truth": name, "P": values}))
+    ax_roc.plot([floor, 1], [floor, 1], color="grey", lw=0.8, ls=":", label="chance")
+    ax_roc.set_xscale("log")
+    ax_roc.set_yscale("log")
+    ax_roc.set_xlim(floor, 1)
+    ax_roc.set_ylim(floor, 1.02)
+    ax_roc.set_xlabel("false positive rate (never seen called forgotten)")
+    ax_roc.set_ylabel("true positive rate (forgotten detected)")
+    ax_roc.set_title("ROC of the U-LiRA attack (log-log)")
+    ax_roc.legend(loc="lower right", fontsize=7, frameon=True)
+    frame = pd.concat(frames, ignore_index=True)
+    sns.violinplot(data=frame, x="kind", y="P", hue="truth", split=True, cut=0, inner="quartile",
+                   density_norm="width", palette={"forgotten": "#d95f02", "never seen": "#7570b3"}, ax=ax_p)
+    ax_p.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax_p.set_ylim(-0.02, 1.02)
+    ax_p.set_xlabel("")
+    ax_p.set_ylabel("membership probability P (forgotten)")
+    ax_p.set_title("Per-example P on held-out target models")
+    ax_p.legend(title="example was", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     save(fig, png, pdf)

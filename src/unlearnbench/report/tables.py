@@ -7,12 +7,14 @@ the interval bounds and the number of seeds.
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .. import io, methods, scores
+from .. import io, methods, scores, search
 
 MAIN_COLUMNS = [("RA", 3), ("FA", 3), ("TA", 3), ("RR", 3), ("FR", 3), ("TR", 3), ("RetDev", 3),
                 ("Indisc", 3), ("test_MIA", 3), ("RTE", 1)]
@@ -441,3 +443,101 @@ def write_cd_table(metrics_csv, out_csv, out_pvalues, out_md, out_tex, alpha: fl
                f"CD = {cd['cd']:.2f}; mean rank ± 95 % t-CI over settings; bold: top group")
     io.write_text(out_tex, latex([(None, cd_method_table(cd))], caption, "tab:critical-difference"))
     return cd
+
+
+# ----------------------------------------------------------------------------- chosen hyperparameters
+
+
+def _format_value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def write_hyperparameters_table(best_jsons: Sequence, out_csv, out_md) -> pd.DataFrame:
+    """results/tables/hyperparameters.{csv,md}: the chosen setting per dataset, model and
+    method (searched parameters; the rest are the method defaults)."""
+    rows = []
+    for path in best_jsons:
+        best = io.read_json(path)
+        objectives = best["objectives"] or dict.fromkeys(search.OBJECTIVES)  # None: no study completed a trial
+        rows.append({"dataset": best.get("dataset"), "model": best.get("model"), "method": best["method"],
+                     "search_seed": best["seed"], "trial": best["trial"], "norm": best["norm"],
+                     **objectives, "params": json.dumps(best["params"], sort_keys=True)})
+    columns = ["dataset", "model", "method", "search_seed", "trial", "norm", *search.OBJECTIVES, "params"]
+    table = pd.DataFrame(rows, columns=columns)
+    rank = {m: i for i, m in enumerate(methods.names())}
+    table = (table.assign(_rank=table["method"].map(rank)).sort_values(["dataset", "model", "_rank"], kind="stable")
+             .drop(columns="_rank").reset_index(drop=True))
+    with io.atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    parts = ["# Chosen hyperparameters (smallest norm of the 4 search objectives over the search seeds; "
+             "parameters not listed keep the method defaults; trial \"defaults\": the method defaults won)\n"]
+    for (dataset, model), block in table.groupby(["dataset", "model"], sort=False):
+        shown = pd.DataFrame({
+            "Method": [methods.label(m) for m in block["method"]],
+            "Setting": [", ".join(f"{k}={_format_value(v)}" for k, v in json.loads(p).items()) or "(defaults)"
+                        for p in block["params"]],
+            "Seed": ["-" if pd.isna(v) else str(int(v)) for v in block["search_seed"]],
+            "Trial": ["none complete: defaults" if pd.isna(t) else "defaults" if t == search.DEFAULTS_NUMBER
+                      else str(int(t)) for t in block["trial"]],
+            "Norm": ["-" if pd.isna(v) else f"{v:.4f}" for v in block["norm"]]})
+        parts.append(f"## {dataset} / {model}\n")
+        parts.append(shown.to_markdown(index=False) + "\n")
+    io.write_text(out_md, "\n".join(parts))
+    return table
+
+
+# ----------------------------------------------------------------------------- U-LiRA
+
+
+def kind_order(kinds: Sequence[str]) -> list[str]:
+    """retrained, original, then methods in the paper's order."""
+    rank = {m: i for i, m in enumerate(("retrained", "original") + tuple(methods.names()))}
+    return sorted(kinds, key=lambda k: (rank.get(k, len(rank)), k))
+
+
+def kind_label(kind: str) -> str:
+    return {"retrained": "Retrained (reference)", "original": "Original (no unlearning)"}.get(kind, methods.label(kind))
+
+
+ULIRA_COLUMNS = [("accuracy", "Acc. (P>0.5)"), ("best_balanced_accuracy", "Best bal. acc."), ("auc", "AUC"),
+                 ("tpr_at_1pct_fpr", "TPR@1%FPR"), ("tpr_at_0_1pct_fpr", "TPR@0.1%FPR"),
+                 ("mean_p_forgotten", "mean P forgotten"), ("mean_p_never_seen", "mean P never seen"),
+                 ("forget_acc", "FA"), ("out_acc", "OUT acc.")]
+
+
+def write_ulira_table(json_paths: Sequence, out_csv, out_md) -> pd.DataFrame:
+    """results/tables/ulira.{csv,md} from the attack jobs' metrics JSONs."""
+    rows = [io.read_json(p) for p in json_paths]
+    table = pd.DataFrame(rows).rename(columns={"kind": "method"})
+    order = kind_order(list(table["method"]))
+    table = table.set_index("method").loc[order].reset_index()
+    front = ["dataset", "model", "method"]
+    table = table[front + [c for c in table.columns if c not in front]]
+    with io.atomic_path(out_csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    first = rows[0]
+    lines = [f"# U-LiRA: {first['dataset']} / {first.get('model', '')}\n",
+             f"{first['splits']} splits x {first['forget_sets']} forget sets; statistic `{first['statistic']}`; "
+             f"per-example variance from {first['min_samples']} values on a side, global below; "
+             + ("each target split scored with fits over the other splits. " if first["holdout"]
+                else "fits include the scored models (the reference implementation's design). ")
+             + "Accuracy at P > 0.5 is balanced (forgotten and never-seen examples weigh equally): "
+               "0.5 accuracy / AUC = forgotten examples look never seen. AUC ± std over target models. "
+               "FA: accuracy on the forget set; OUT acc.: on the never-seen half.\n"]
+    shown = []
+    for _, r in table.iterrows():
+        row = {"Method": kind_label(r["method"])}
+        for key, head in ULIRA_COLUMNS:
+            value = r.get(key, math.nan)
+            if key == "auc" and not math.isnan(r.get("auc_std", math.nan)):
+                row[head] = f"{value:.3f} ± {r['auc_std']:.3f}"
+            else:
+                row[head] = "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+        row["pairs (forgotten / never seen)"] = f"{int(r['n_forgotten'])} / {int(r['n_never_seen'])}"
+        shown.append(row)
+    lines.append(pd.DataFrame(shown).to_markdown(index=False) + "\n")
+    io.write_text(out_md, "\n".join(lines))
+    print(table.to_string())
+    return table

@@ -1,18 +1,11 @@
-"""Job-level code of U-LiRA (workflow/rules/ulira.smk; the attack itself is
-attacks/ulira.py): the split file, shadow training and unlearning that keep only
-float16 logit banks, the attack job, its table and figure, and its hyperparameter
-search on shadow splits.
+"""U-LiRA's jobs (workflow/rules/ulira.smk; the attack itself is attacks/ulira.py, its
+files attacks/ulira_files.py, its table and figure report/): the split file, shadow
+training and unlearning that keep only float16 logit banks, the attack job, and its
+hyperparameter search on shadow splits.
 
 One shadow job handles a whole split (the original and retrained models of its F
 forget sets; or, per method, the unlearning of its F originals), so the start-up of
 Python and torch is paid once per split, not once per model.
-
-Files:
-  splits.npz                         the Design arrays (attacks/ulira.py) + dataset name
-  banks/{kind}/split{k}.npz          logits (F, N, C) and val_logits (F, V, C) float16,
-                                     seconds (F,), info (JSON string)
-  shadow/split{k}.safetensors        the F originals of split k, keys "f{f}.{name}"
-  scores/{kind}.npz / .json          per-(target model, example) scores / metrics
 """
 
 from __future__ import annotations
@@ -20,107 +13,31 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from . import data, evaluate, io, methods, models, runtime
-from .attacks import ulira
-from .attacks.mia import mia_accuracy
-from .batches import Split
-from .train import Recipe, train
-
-REFERENCES = ("retrained", "original")
-FLOAT16_MAX = float(np.finfo(np.float16).max)
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def write_design(dataset: str, out, n_splits: int, n_forget_sets: int, val_fraction: float = 0.05,
-                 forget_fraction: float = 0.1, data_dir="data", download=False) -> ulira.Design:
-    pool = data.load_pool(dataset, data_dir, download)
-    design = ulira.make_design(pool.n_train, pool.labels.numpy(), n_splits, n_forget_sets, val_fraction,
-                               forget_fraction)
-    design.save(out, dataset=np.array(dataset))
-    print(f"{dataset}: validation {len(design.val)}, attack pool {design.n_pool}, IN half "
-          f"{int(design.in_mask[0].sum())}, forget set {int(design.forget_mask[0, 0].sum())}, "
-          f"{design.n_splits} splits x {design.n_forget_sets} forget sets")
-    return design
-
-
-def write_bank(path, logits: np.ndarray, val_logits: np.ndarray, seconds: Sequence[float], info: dict) -> None:
-    """Logits as float16, clipped to its finite range (a logit beyond 65504 would be inf)."""
-    def f16(x):
-        return np.clip(np.asarray(x, dtype=np.float32), -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)
-
-    with io.atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, logits=f16(logits), val_logits=f16(val_logits),
-                     seconds=np.asarray(seconds, dtype=np.float64), info=np.array(json.dumps(info, sort_keys=True)))
-
-
-def read_bank(path, design: ulira.Design | None = None, split: int | None = None) -> dict:
-    arrays = io.load_npz(path)
-    missing = [k for k in ("logits", "val_logits", "seconds", "info") if k not in arrays]
-    if missing:
-        raise io.CorruptFileError(f"{path}: logit bank lacks {', '.join(missing)}")
-    arrays["info"] = json.loads(str(arrays["info"]))
-    if design is not None:
-        f_, n_ = design.n_forget_sets, design.n_pool
-        if arrays["logits"].shape[:2] != (f_, n_) or arrays["val_logits"].shape[:2] != (f_, len(design.val)):
-            raise io.CorruptFileError(f"{path}: logit bank of shape {arrays['logits'].shape} does not fit the "
-                                      f"design ({f_} forget sets x {n_} examples); rerun its shadow job")
-    if split is not None and arrays["info"].get("split") != split:
-        raise io.CorruptFileError(f"{path}: holds split {arrays['info'].get('split')}, expected {split}")
-    return arrays
-
-
-def save_states(path, nets: Mapping[int, torch.nn.Module], metadata: dict | None = None) -> None:
-    from safetensors.torch import save_file
-
-    state = {f"f{f}.{k}": v.detach().to("cpu").contiguous() for f, net in nets.items()
-             for k, v in net.state_dict().items()}
-    with io.atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
-
-
-def load_state(path, forget_set: int, net: torch.nn.Module) -> torch.nn.Module:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise io.CorruptFileError(f"unreadable checkpoint {path}: {err}") from err
-    prefix = f"f{forget_set}."
-    mine = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    if not mine:
-        raise io.CorruptFileError(f"{path} holds no model for forget set {forget_set}")
-    try:
-        net.load_state_dict(mine)
-    except RuntimeError as err:
-        raise io.CorruptFileError(f"checkpoint {path} (forget set {forget_set}) does not fit the model: {err}") \
-            from err
-    return net
+from .. import REFERENCES, data, evaluate, io, methods, models, runtime
+from ..attacks import ulira
+from ..attacks.mia import mia_accuracy
+from ..attacks.ulira_files import load_state, read_bank, save_states, write_bank
+from ..batches import Split
+from ..train import Recipe, train
+from .context import DeviceContext
 
 
 # ----------------------------------------------------------------------------- shadow models
 
 
-class ShadowContext:
-    """The attack pool and the validation set on the device, with the split design."""
+class ShadowContext(DeviceContext):
+    """U-LiRA's shadow jobs: the attack pool and the validation set on the device, with
+    the split design."""
 
     def __init__(self, dataset: str, design_path, data_dir="data", download=False, device="auto",
                  precision="fp32", threads=None):
-        self.dataset = dataset
-        self.spec = data.get_spec(dataset)
-        self.device = runtime.select_device(device)
-        self.precision = runtime.resolve_precision(precision, self.device)
-        runtime.setup(threads, self.device)
+        super().__init__(dataset, device, precision, threads)
         self.design = ulira.Design.load(design_path)
         pool = data.load_pool(dataset, data_dir, download)
         d = self.design
@@ -161,6 +78,18 @@ class ShadowContext:
         return {"retain_acc": float(correct[d.retain_mask(split, forget_set)].mean()),
                 "forget_acc": float(correct[d.forget_mask[split, forget_set]].mean()),
                 "out_acc": float(correct[~d.in_mask[split]].mean())}
+
+
+def write_design(dataset: str, out, n_splits: int, n_forget_sets: int, val_fraction: float = 0.05,
+                 forget_fraction: float = 0.1, data_dir="data", download=False) -> ulira.Design:
+    pool = data.load_pool(dataset, data_dir, download)
+    design = ulira.make_design(pool.n_train, pool.labels.numpy(), n_splits, n_forget_sets, val_fraction,
+                               forget_fraction)
+    design.save(out, dataset=np.array(dataset))
+    print(f"{dataset}: validation {len(design.val)}, attack pool {design.n_pool}, IN half "
+          f"{int(design.in_mask[0].sum())}, forget set {int(design.forget_mask[0, 0].sum())}, "
+          f"{design.n_splits} splits x {design.n_forget_sets} forget sets")
+    return design
 
 
 def train_shadow_split(ctx: ShadowContext, model: str, split: int, recipe: dict, out_original, out_retrained,
@@ -245,128 +174,6 @@ def attack_job(design_path, bank_paths: Sequence, kind: str, out_scores, out_jso
     return metrics
 
 
-def read_scores(path) -> dict:
-    arrays = io.load_npz(path)
-    for key in ("label", "llr", "p"):
-        if key not in arrays:
-            raise io.CorruptFileError(f"{path}: U-LiRA scores lack {key}")
-    return arrays
-
-
-def kind_order(kinds: Sequence[str]) -> list[str]:
-    """retrained, original, then methods in the paper's order."""
-    rank = {m: i for i, m in enumerate(REFERENCES + tuple(methods.names()))}
-    return sorted(kinds, key=lambda k: (rank.get(k, len(rank)), k))
-
-
-def kind_label(kind: str) -> str:
-    return {"retrained": "Retrained (reference)", "original": "Original (no unlearning)"}.get(kind, methods.label(kind))
-
-
-TABLE_COLUMNS = [("accuracy", "Acc. (P>0.5)"), ("best_balanced_accuracy", "Best bal. acc."), ("auc", "AUC"),
-                 ("tpr_at_1pct_fpr", "TPR@1%FPR"), ("tpr_at_0_1pct_fpr", "TPR@0.1%FPR"),
-                 ("mean_p_forgotten", "mean P forgotten"), ("mean_p_never_seen", "mean P never seen"),
-                 ("forget_acc", "FA"), ("out_acc", "OUT acc.")]
-
-
-def write_table(json_paths: Sequence, out_csv, out_md) -> "pd.DataFrame":
-    """results/tables/ulira.{csv,md} from the attack jobs' metrics JSONs."""
-    import pandas as pd
-
-    rows = [io.read_json(p) for p in json_paths]
-    table = pd.DataFrame(rows).rename(columns={"kind": "method"})
-    order = kind_order(list(table["method"]))
-    table = table.set_index("method").loc[order].reset_index()
-    front = ["dataset", "model", "method"]
-    table = table[front + [c for c in table.columns if c not in front]]
-    with io.atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    first = rows[0]
-    lines = [f"# U-LiRA: {first['dataset']} / {first.get('model', '')}\n",
-             f"{first['splits']} splits x {first['forget_sets']} forget sets; statistic `{first['statistic']}`; "
-             f"per-example variance from {first['min_samples']} values on a side, global below; "
-             + ("each target split scored with fits over the other splits. " if first["holdout"]
-                else "fits include the scored models (the reference implementation's design). ")
-             + "Accuracy at P > 0.5 is balanced (forgotten and never-seen examples weigh equally): "
-               "0.5 accuracy / AUC = forgotten examples look never seen. AUC ± std over target models. "
-               "FA: accuracy on the forget set; OUT acc.: on the never-seen half.\n"]
-    shown = []
-    for _, r in table.iterrows():
-        row = {"Method": kind_label(r["method"])}
-        for key, head in TABLE_COLUMNS:
-            value = r.get(key, math.nan)
-            if key == "auc" and not math.isnan(r.get("auc_std", math.nan)):
-                row[head] = f"{value:.3f} ± {r['auc_std']:.3f}"
-            else:
-                row[head] = "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
-        row["pairs (forgotten / never seen)"] = f"{int(r['n_forgotten'])} / {int(r['n_never_seen'])}"
-        shown.append(row)
-    lines.append(pd.DataFrame(shown).to_markdown(index=False) + "\n")
-    io.write_text(out_md, "\n".join(lines))
-    print(table.to_string())
-    return table
-
-
-def write_figure(score_paths: Mapping[str, str], png, pdf, title: str = "", max_points: int = 20000) -> None:
-    """ROC curves on log-log axes (left) and the distribution of the membership
-    probability P of forgotten and never-seen examples (right), one entry per kind."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    import seaborn as sns
-
-    from .report.figures import method_style, save
-
-    kinds = kind_order(list(score_paths))
-    style = method_style()  # the registry's colours, as in every other figure; references fixed
-    style.update({k: v for k, v in method_style(kinds).items() if k not in style})
-    sns.set_theme(style="whitegrid", context="paper")
-    fig, (ax_roc, ax_p) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1, 1.5]})
-    rng = np.random.default_rng(0)
-    frames, floor = [], 1.0
-    for kind in kinds:
-        s = read_scores(score_paths[kind])
-        sel = s["label"] >= 0
-        label, llr, p = s["label"][sel].astype(int), s["llr"][sel].astype(float), s["p"][sel].astype(float)
-        if (label == 1).any() and (label == 0).any():
-            fpr, tpr = ulira.roc(label, llr)
-            auc = ulira.attack_metrics(label, llr)["auc"]
-            floor = min(floor, 1.0 / max((label == 0).sum(), 1))
-            ok = (fpr > 0) & (tpr > 0)
-            colour, _ = style[kind]
-            ax_roc.plot(fpr[ok], tpr[ok], color=colour, lw=1.6 if kind in REFERENCES else 1.2,
-                        ls="--" if kind in REFERENCES else "-", label=f"{kind_label(kind)} (AUC {auc:.3f})")
-        for truth, name in ((1, "forgotten"), (0, "never seen")):
-            values = p[label == truth]
-            if len(values) > max_points:
-                values = rng.choice(values, max_points, replace=False)
-            frames.append(pd.DataFrame({"kind": kind_label(kind).replace(" (", "\n("), "truth": name, "P": values}))
-    ax_roc.plot([floor, 1], [floor, 1], color="grey", lw=0.8, ls=":", label="chance")
-    ax_roc.set_xscale("log")
-    ax_roc.set_yscale("log")
-    ax_roc.set_xlim(floor, 1)
-    ax_roc.set_ylim(floor, 1.02)
-    ax_roc.set_xlabel("false positive rate (never seen called forgotten)")
-    ax_roc.set_ylabel("true positive rate (forgotten detected)")
-    ax_roc.set_title("ROC of the U-LiRA attack (log-log)")
-    ax_roc.legend(loc="lower right", fontsize=7, frameon=True)
-    frame = pd.concat(frames, ignore_index=True)
-    sns.violinplot(data=frame, x="kind", y="P", hue="truth", split=True, cut=0, inner="quartile",
-                   density_norm="width", palette={"forgotten": "#d95f02", "never seen": "#7570b3"}, ax=ax_p)
-    ax_p.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax_p.set_ylim(-0.02, 1.02)
-    ax_p.set_xlabel("")
-    ax_p.set_ylabel("membership probability P (forgotten)")
-    ax_p.set_title("Per-example P on held-out target models")
-    ax_p.legend(title="example was", loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save(fig, png, pdf)
-
-
 # ----------------------------------------------------------------------------- search on shadow splits
 
 
@@ -397,7 +204,7 @@ def search_job(ctx: ShadowContext, model: str, method: str, split: int, n_trials
     Resumable from the journal beside the CSV (search.run_study)."""
     import optuna
 
-    from . import search as ub_search
+    from .. import search as ub_search
 
     design = ctx.design
     base = dict(method_params or {})
@@ -441,7 +248,7 @@ def select_best_job(csvs: Sequence, out_json, method: str) -> dict:
     smallest objective norm; "seed" holds the split, as "split")."""
     import re
 
-    from . import search as ub_search
+    from .. import search as ub_search
 
     frames, paths = {}, {}
     for path in csvs:

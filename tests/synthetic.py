@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..scores import KEYS, METRIC_COLUMNS
+from unlearnbench.scores import KEYS, METRIC_COLUMNS
 
 # method: (typical RetDev, MIA bias, unlearning seconds / retraining seconds)
 PROFILE = {
