@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from unlearnbench.scores import KEYS, METRIC_COLUMNS
+from unlearnbench.scores import FLAG_COLUMNS, KEYS, METRIC_COLUMNS
 
 # method: (typical RetDev, MIA bias, unlearning seconds / retraining seconds)
 PROFILE = {
@@ -26,9 +26,11 @@ DEFAULT_PROFILE = (0.08, 0.01, 0.05)
 
 
 def synthetic_metrics(settings=(("cifar10", "resnet18"), ("cifar10", "tinyvit11m"), ("mnist", "resnet18")),
-                      seeds=(0, 1, 2, 3, 4), methods=None, rng_seed: int = 0) -> pd.DataFrame:
+                      seeds=(0, 1, 2, 3, 4), methods=None, rng_seed: int = 0, diverged=()) -> pd.DataFrame:
     """One row per (dataset, model, method, seed) with the columns of results/metrics.csv,
-    'original' and 'retrained' included."""
+    'original' and 'retrained' included. `diverged`: (dataset, model, method) triples whose
+    models diverged completely on every seed (accuracy 0, no MIA)."""
+    diverged = set(map(tuple, diverged))
     if methods is None:
         from .. import methods as registry  # noqa: PLC0415
 
@@ -50,7 +52,8 @@ def synthetic_metrics(settings=(("cifar10", "resnet18"), ("cifar10", "tinyvit11m
                         "retain_acc": float(np.clip(ra, 0, 1)), "forget_acc": float(np.clip(fa, 0, 1)),
                         "val_acc": float(np.clip(ta + rng.normal(0, 0.003), 0, 1)),
                         "test_acc": float(np.clip(ta, 0, 1)), "val_mia": float(mia_val),
-                        "test_mia": float(mia_test), "seconds": float(seconds)}
+                        "test_mia": float(mia_test), "seconds": float(seconds), "diverged": False,
+                        "nonfinite_fraction": 0.0}
 
             rows.append(row("retrained", ra_r, fa_r, ta_r, 0.5 + rng.normal(0, 0.01), 0.5 + rng.normal(0, 0.01),
                             sec_r))
@@ -64,5 +67,8 @@ def synthetic_metrics(settings=(("cifar10", "resnet18"), ("cifar10", "tinyvit11m
                 rows.append(row(method, ra_r * (1 - u[0]), fa_r * (1 + sign * u[1]), ta_r * (1 - u[2]),
                                 0.5 + bias + rng.normal(0, 0.012), 0.5 + bias + rng.normal(0, 0.012),
                                 sec_r * fraction * rng.lognormal(0, 0.2)))
-    frame = pd.DataFrame(rows, columns=KEYS + METRIC_COLUMNS)
+                if (dataset, model, method) in diverged:
+                    rows[-1].update({k: 0.0 for k in ("retain_acc", "forget_acc", "val_acc", "test_acc")})
+                    rows[-1].update(val_mia=np.nan, test_mia=np.nan, diverged=True, nonfinite_fraction=1.0)
+    frame = pd.DataFrame(rows, columns=KEYS + METRIC_COLUMNS + FLAG_COLUMNS)
     return frame.sort_values(KEYS, kind="stable").reset_index(drop=True)

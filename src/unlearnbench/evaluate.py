@@ -55,7 +55,8 @@ def _predict(net: nn.Module, data: Split, batch_size: int | None, precision: str
     logits = torch.cat(logits) if logits else torch.empty(0, device=data.device)
     labels = data.labels
     # A diverged model (non-finite logits, e.g. FF's noise on a small model) is scored,
-    # not fatal: its rows count as wrong and get a huge loss, so the MIA still computes.
+    # not fatal: its rows count as wrong and get a huge (finite) loss; `evaluate` reports
+    # no MIA over such rows.
     finite = torch.isfinite(logits).all(1)
     losses = torch.where(finite, F.cross_entropy(logits, labels, reduction="none"), DIVERGED_LOSS)
     losses = torch.nan_to_num(losses, nan=DIVERGED_LOSS, posinf=DIVERGED_LOSS)
@@ -70,15 +71,25 @@ def predict(model: nn.Module, data: Split, batch_size: int | None = None, precis
         return _predict(net, data, batch_size, precision)
 
 
-def evaluate(model: nn.Module, splits: dict[str, Split], precision: str = "fp32") -> dict[str, float]:
-    """RA, FA, VA, TA and the val/test population MIA of one model."""
+def evaluate(model: nn.Module, splits: dict[str, Split], precision: str = "fp32") -> dict:
+    """RA, FA, VA, TA and the val/test population MIA of one model, and its divergence flags.
+
+    A model with non-finite outputs (docs/protocol.md §4) keeps its accuracies (those rows
+    count as wrong) but has no loss on them: an MIA over a set holding such rows would
+    compare one constant with another and read as "indiscernible", so it is NaN instead.
+    `nonfinite_fraction` is the fraction of evaluated rows (all four splits) whose logits
+    are not finite; `diverged` is true when any is (1.0: completely diverged)."""
     names = ("retain", "forget", "val", "test")
     shapes = {tuple(splits[name].images.shape[1:]) for name in names}
     shape = shapes.pop() if len(shapes) == 1 else None  # one image size: specialise to it
     with inference_model(model, splits[names[0]].device, shape) as net:  # prepared once for the four splits
         preds = {name: _predict(net, splits[name], None, precision) for name in names}
     out = {f"{name}_acc": float(p.correct.mean()) for name, p in preds.items()}
-    out["val_mia"] = mia_accuracy(preds["forget"].losses, preds["val"].losses)
-    out["test_mia"] = mia_accuracy(preds["forget"].losses, preds["test"].losses)
-    out["diverged"] = bool(any(not torch.isfinite(p.logits).all() for p in preds.values()))
+    nonfinite = {name: int((~torch.isfinite(p.logits).all(1)).sum()) for name, p in preds.items()}
+    for key, other in (("val_mia", "val"), ("test_mia", "test")):
+        healthy = nonfinite["forget"] == 0 and nonfinite[other] == 0
+        out[key] = mia_accuracy(preds["forget"].losses, preds[other].losses) if healthy else float("nan")
+    rows = sum(len(p.logits) for p in preds.values())
+    out["nonfinite_fraction"] = sum(nonfinite.values()) / rows if rows else 0.0
+    out["diverged"] = out["nonfinite_fraction"] > 0
     return out

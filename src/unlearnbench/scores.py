@@ -18,7 +18,10 @@ Rankings (the paper's "rankings per architecture"): within each (dataset, model)
 unlearning methods (not the original and retrained references) are ordered by RetDev
 (lower better); RetDev values equal at the tables' precision (3 decimals) are
 ordered by Indisc (higher better); exact ties on both share the mean of their
-positions. Mean ranks are averaged over datasets per model and over all settings.
+positions. A diverged method (non-finite outputs on any seed, NaN Indisc) ranks below
+every method that did not diverge; diverged methods are ordered among themselves by
+RetDev (non-finite outputs count as wrong predictions), and equal RetDev at 3 decimals
+share the mean of their positions. Mean ranks are averaged over datasets per model and over all settings.
 `critical_difference` runs a Friedman test over settings and Nemenyi's post-hoc test
 on those ranks (Demšar 2006), scikit-posthocs for the pairwise p-values.
 """
@@ -36,6 +39,9 @@ from . import REFERENCES, io
 
 KEYS = ["dataset", "model", "method", "seed"]
 METRIC_COLUMNS = ["retain_acc", "forget_acc", "val_acc", "test_acc", "val_mia", "test_mia", "seconds"]
+# Flags kept beside the numbers (README, "Flags"): a model with non-finite outputs
+# (`diverged`, `nonfinite_fraction` of its evaluated rows) has NaN MIAs.
+FLAG_COLUMNS = ["diverged", "nonfinite_fraction"]
 SCORES = ["RA", "FA", "TA", "RR", "FR", "TR", "RetDev", "Indisc", "test_MIA", "RTE"]
 SUMMARY_SCORES = SCORES + ["seconds"]
 SETTING = ["dataset", "model"]
@@ -54,12 +60,15 @@ def collect_metrics(paths, out) -> pd.DataFrame:
         if not match:
             raise ValueError(f"not a metrics path: {path}")
         values = io.read_json(path)
-        missing = [c for c in METRIC_COLUMNS if c not in values]
+        missing = [c for c in METRIC_COLUMNS + FLAG_COLUMNS if c not in values]
         if missing:
-            raise io.CorruptFileError(f"{path} lacks {', '.join(missing)}")
-        rows.append({**match.groupdict(), **{c: values[c] for c in METRIC_COLUMNS}})
-    frame = pd.DataFrame(rows, columns=KEYS + METRIC_COLUMNS)
+            raise io.CorruptFileError(f"{path} lacks {', '.join(missing)} (written by an older version? "
+                                      "rerun the job that wrote it)")
+        rows.append({**match.groupdict(), **{c: values[c] for c in METRIC_COLUMNS + FLAG_COLUMNS}})
+    frame = pd.DataFrame(rows, columns=KEYS + METRIC_COLUMNS + FLAG_COLUMNS)
     frame["seed"] = frame["seed"].astype(int)
+    frame["diverged"] = frame["diverged"].astype(bool)
+    frame[["val_mia", "test_mia"]] = frame[["val_mia", "test_mia"]].astype(float)  # null: no MIA
     frame = frame.sort_values(KEYS, kind="stable").reset_index(drop=True)
     with io.atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.10g")
@@ -68,9 +77,10 @@ def collect_metrics(paths, out) -> pd.DataFrame:
 
 def read_metrics(path) -> pd.DataFrame:
     frame = pd.read_csv(path)
-    missing = [c for c in KEYS + METRIC_COLUMNS if c not in frame.columns]
+    missing = [c for c in KEYS + METRIC_COLUMNS + FLAG_COLUMNS if c not in frame.columns]
     if missing:
         raise io.CorruptFileError(f"{path} lacks column(s) {', '.join(missing)}")
+    frame["diverged"] = frame["diverged"].astype(bool)
     return frame
 
 
@@ -101,11 +111,17 @@ def per_seed(frame: pd.DataFrame) -> pd.DataFrame:
 def summary(frame: pd.DataFrame, level: float = CI_LEVEL) -> pd.DataFrame:
     """Per (dataset, model, method): point estimate (`_mean`), std over seeds (`_std`),
     t-CI half-width (`_ci`) and bounds (`_ci_low`, `_ci_high`, clipped to [0, 1] for scores
-    that cannot leave it) of every score in SUMMARY_SCORES, and `n_seeds`."""
+    that cannot leave it) of every score in SUMMARY_SCORES, and `n_seeds`; `diverged_seeds`
+    counts the seeds with non-finite outputs, `diverged` is true when any has (their
+    Indisc and test_MIA are then NaN, not a mean over the other seeds), and
+    `nonfinite_fraction` is the mean over seeds of the fraction of non-finite rows."""
     seeds = per_seed(frame)
     groups = seeds.groupby(["dataset", "model", "method"], sort=False)
     means = groups[["retain_acc", "forget_acc", "test_acc", "seconds", "retain_acc_R", "forget_acc_R",
                     "test_acc_R", "seconds_R", "Indisc", "test_MIA"]].mean()
+    n = groups.size()
+    complete = groups[["Indisc", "test_MIA"]].count().eq(n, axis=0)  # pandas' mean skips NaN: undo that
+    means[["Indisc", "test_MIA"]] = means[["Indisc", "test_MIA"]].where(complete)
     point = pd.DataFrame(index=means.index)
     point["RA"], point["FA"], point["TA"] = means["retain_acc"], means["forget_acc"], means["test_acc"]
     point["RR"] = means["retain_acc"] / means["retain_acc_R"]
@@ -118,7 +134,7 @@ def summary(frame: pd.DataFrame, level: float = CI_LEVEL) -> pd.DataFrame:
     point.loc[point.index.get_level_values("method") == "original", "RTE"] = np.nan
     point["seconds"] = means["seconds"]
     spread = groups[SUMMARY_SCORES].std(ddof=1)
-    n = groups.size()
+    spread[["Indisc", "test_MIA"]] = spread[["Indisc", "test_MIA"]].where(complete)
     half = spread.mul(t_quantile(n, level), axis=0).div(np.sqrt(n), axis=0)
     out = point.add_suffix("_mean").join(spread.add_suffix("_std")).join(half.add_suffix("_ci"))
     for score in SUMMARY_SCORES:
@@ -127,6 +143,9 @@ def summary(frame: pd.DataFrame, level: float = CI_LEVEL) -> pd.DataFrame:
         high = out[f"{score}_mean"] + out[f"{score}_ci"]
         out[f"{score}_ci_high"] = high.clip(upper=1) if score in AT_MOST_ONE else high
     out["n_seeds"] = n
+    out["diverged_seeds"] = groups["diverged"].sum().astype(int)
+    out["diverged"] = out["diverged_seeds"] > 0
+    out["nonfinite_fraction"] = groups["nonfinite_fraction"].mean()
     return out.reset_index()
 
 
@@ -153,17 +172,20 @@ def ci_halfwidth(values, level: float = CI_LEVEL) -> float:
 # --- rankings ---------------------------------------------------------------------------
 
 def rank(frame: pd.DataFrame, groups, by: str = "RetDev_mean", tie: str = "Indisc_mean",
-         decimals: int | None = RANK_DECIMALS) -> pd.Series:
-    """Rank rows within each group of `groups`: `by` ascending (rounded to `decimals`
-    when given), then `tie` descending; rows equal on both share their mean position;
-    NaN sorts last. Returns a float Series aligned with `frame`."""
+         decimals: int | None = RANK_DECIMALS, last: str = "diverged") -> pd.Series:
+    """Rank rows within each group of `groups`: rows flagged in column `last` (when the
+    frame has it: diverged models) after all others, then `by` ascending (rounded to
+    `decimals` when given), then `tie` descending; rows equal on all share their mean
+    position; NaN sorts last. Returns a float Series aligned with `frame`."""
     primary = frame[by].round(decimals) if decimals is not None else frame[by]
+    flagged = frame[last].fillna(False).astype(bool) if last in frame.columns else False
     keys = pd.DataFrame({"g": frame[groups].astype(str).agg("/".join, axis=1) if isinstance(groups, list)
-                         else frame[groups].astype(str), "p": primary, "s": -frame[tie]}, index=frame.index)
-    ordered = keys.sort_values(["g", "p", "s"], kind="stable", na_position="last")
+                         else frame[groups].astype(str), "d": flagged, "p": primary, "s": -frame[tie]},
+                        index=frame.index)
+    ordered = keys.sort_values(["g", "d", "p", "s"], kind="stable", na_position="last")
     position = ordered.groupby("g", sort=False).cumcount() + 1.0
     ordered = ordered.assign(pos=position, p=ordered["p"].fillna(np.inf), s=ordered["s"].fillna(np.inf))
-    shared = ordered.groupby(["g", "p", "s"], sort=False)["pos"].transform("mean")
+    shared = ordered.groupby(["g", "d", "p", "s"], sort=False)["pos"].transform("mean")
     return shared.reindex(frame.index)
 
 
@@ -173,7 +195,9 @@ def rankings(table: pd.DataFrame, seeds: pd.DataFrame | None = None) -> pd.DataF
     `table` is `summary(...)`; `seeds` (`per_seed(...)`, optional) adds the same ranking
     done seed by seed: mean, std and t-CI half-width of each method's per-seed rank."""
     methods_only = table[~table["method"].isin(REFERENCES)].copy()
-    out = methods_only[SETTING + ["method", "RetDev_mean", "Indisc_mean"]].rename(
+    if "diverged" not in methods_only:
+        methods_only["diverged"] = False
+    out = methods_only[SETTING + ["method", "RetDev_mean", "Indisc_mean", "diverged"]].rename(
         columns={"RetDev_mean": "RetDev", "Indisc_mean": "Indisc"}).reset_index(drop=True)
     out["rank"] = rank(out, SETTING, by="RetDev", tie="Indisc")
     out["n_methods"] = out.groupby(SETTING)["method"].transform("size")

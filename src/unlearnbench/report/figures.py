@@ -54,8 +54,24 @@ def _settings(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return list(dict.fromkeys(zip(frame["dataset"], frame["model"])))
 
 
-def _label(method: str) -> str:
-    return methods.label(method)
+def _label(method: str, diverged: bool = False) -> str:
+    return methods.label(method) + (" (diverged)" if diverged else "")
+
+
+DIVERGED_Y = -0.12  # where the retention figure puts diverged models, below Indisc's range [0, 1]
+
+
+def _flag(frame: pd.DataFrame) -> pd.Series:
+    return frame["diverged"].fillna(False).astype(bool) if "diverged" in frame else pd.Series(False, frame.index)
+
+
+def retention_points(table: pd.DataFrame) -> pd.DataFrame:
+    """The retention figure's coordinates of each summary row: x = RetDev, y = Indisc,
+    except that a model which diverged (non-finite outputs on some seed, no defined
+    Indisc) sits at DIVERGED_Y, below every model that did not."""
+    flag = _flag(table)
+    return pd.DataFrame({"x": table["RetDev_mean"], "y": table["Indisc_mean"].where(~flag, DIVERGED_Y),
+                         "diverged": flag}, index=table.index)
 
 
 def _ordered(present) -> list[str]:
@@ -92,21 +108,29 @@ def retention_vs_indiscernibility(main_csv, png, pdf) -> None:
     nrows = -(-len(settings) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 4.0 * nrows), squeeze=False)
     ci = "_ci" if "RetDev_ci" in table.columns else "_std"
+    points = retention_points(table)
     for ax, (dataset, model) in zip(axes.flat, settings):
-        block = table[(table["dataset"] == dataset) & (table["model"] == model)].set_index("method")
+        where = (table["dataset"] == dataset) & (table["model"] == model)
+        block = table[where].set_index("method")
+        xy = points[where].set_index(table.loc[where, "method"])
         for m in names:
             if m not in block.index:
                 continue
-            r = block.loc[m]
+            r, (x, y, diverged) = block.loc[m], xy.loc[m]
             colour, marker = style.get(m, ("0.3", "o"))
-            ax.errorbar(r["RetDev_mean"], r["Indisc_mean"], xerr=_bar(r, "RetDev", ci), yerr=_bar(r, "Indisc", ci),
+            ax.errorbar(x, y, xerr=_bar(r, "RetDev", ci), yerr=None if diverged else _bar(r, "Indisc", ci),
                         fmt="none", ecolor=colour, elinewidth=0.8,
                         capsize=2, alpha=0.55, zorder=2)
-            ax.plot(r["RetDev_mean"], r["Indisc_mean"], marker, color=colour,
-                    markersize=10 if m in REFERENCE_STYLE else 7, markeredgecolor="black", markeredgewidth=0.4,
-                    zorder=3)
+            ax.plot(x, y, marker, color=colour, markerfacecolor="none" if diverged else colour,
+                    markersize=10 if m in REFERENCE_STYLE else 7, markeredgecolor=colour if diverged else "black",
+                    markeredgewidth=1.2 if diverged else 0.4, zorder=3)
+        if xy["diverged"].any():  # a band below the axis range: diverged models have no Indisc
+            ax.axhline(DIVERGED_Y / 2, color="0.5", linestyle=":", linewidth=0.8)
+            ax.text(0.01, DIVERGED_Y, "diverged (no Indisc)", transform=ax.get_yaxis_transform(), ha="left",
+                    va="center", fontsize=7, color="0.3")
+            ax.set_ylim(bottom=DIVERGED_Y * 1.5)
         ax.set_xscale("symlog", linthresh=0.01)
-        ax.set_xlim(left=-0.001)
+        ax.set_xlim(left=-0.001, right=max(ax.get_xlim()[1], np.nanmax(xy["x"]) * 1.6))
         ax.set_title(f"{dataset} / {model}")
         ax.set_xlabel("RetDev (lower is better)")
         ax.set_ylabel("Indisc (higher is better)")
@@ -132,6 +156,7 @@ def rte(rte_csv, png, pdf) -> None:
     settings = _settings(long)
     geo = long.groupby("method")["RTE_mean"].apply(lambda x: np.exp(np.log(x).mean())).sort_values()
     order = list(geo.index)  # slowest first = bottom
+    diverged = set(long.loc[_flag(long), "method"])
     _theme()
     fig, ax = plt.subplots(figsize=(7.5, 0.26 * len(order) * max(1, len(settings) / 3) ** 0.5 + 1.4))
     palette = sns.color_palette("colorblind", max(len(settings), 1))
@@ -153,7 +178,7 @@ def rte(rte_csv, png, pdf) -> None:
     lo = np.nanmin(long["RTE_ci_low"].where(long["RTE_ci_low"] > 0, long["RTE_mean"]))
     ax.set_xlim(min(0.5, lo / 1.5), np.nanmax(long["RTE_ci_high"].fillna(long["RTE_mean"])) * 1.5)
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
-    ax.set_yticks(range(len(order)), [_label(m) for m in order])
+    ax.set_yticks(range(len(order)), [_label(m, m in diverged) for m in order])
     ax.set_ylim(-0.6, len(order) - 0.4)
     ax.set_xlabel("RTE = retraining seconds / unlearning seconds (log scale, higher is faster)")
     ax.set_ylabel("method")
@@ -176,15 +201,18 @@ def rank_heatmap(rankings_csv, mean_ranks_csv, png, pdf) -> None:
     settings = _settings(ranks)
     models_ = list(dict.fromkeys(ranks["model"]))
     grid = pd.DataFrame(index=order)
+    marks = pd.DataFrame(index=order)  # " div" where the method diverged (ranked below the others)
     for dataset, model in settings:
-        block = ranks[(ranks["dataset"] == dataset) & (ranks["model"] == model)].set_index("method")["rank"]
-        grid[f"{dataset}\n{model}"] = block.reindex(order)
+        block = ranks[(ranks["dataset"] == dataset) & (ranks["model"] == model)].set_index("method")
+        grid[f"{dataset}\n{model}"] = block["rank"].reindex(order)
+        marks[f"{dataset}\n{model}"] = _flag(block).reindex(order).fillna(False).map({True: " div", False: ""})
     n_settings = grid.shape[1]
     if len(models_) > 1:
         for model in models_:
             grid[f"mean\n{model}"] = means.set_index("method")[f"mean_rank_{model}"].reindex(order)
     grid["mean\nall"] = means.set_index("method")["mean_rank"].reindex(order)
     annot = grid.map(lambda x: "" if pd.isna(x) else (f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"))
+    annot = annot + marks.reindex(columns=grid.columns).fillna("")
     _theme()
     fig, ax = plt.subplots(figsize=(1.0 * grid.shape[1] + 2.6, 0.33 * len(order) + 1.8))
     sns.heatmap(grid, annot=annot, fmt="", cmap="viridis_r", vmin=1, vmax=max(len(order), 2), linewidths=0.5,
@@ -195,7 +223,8 @@ def rank_heatmap(rankings_csv, mean_ranks_csv, png, pdf) -> None:
     ax.set_xticks(np.arange(grid.shape[1]) + 0.5, list(grid.columns), rotation=0, fontsize=8)
     ax.set_xlabel("setting (dataset / model)  |  mean rank")
     ax.set_ylabel("method (by overall mean rank)")
-    ax.set_title("Rank by RetDev, Indisc breaking ties")
+    ax.set_title("Rank by RetDev, Indisc breaking ties" + ("; div = diverged, ranked last" if
+                 marks.eq(" div").any().any() else ""))
     fig.tight_layout()
     save(fig, png, pdf)
 
@@ -222,7 +251,11 @@ def seed_spread(metrics_csv, png, pdf) -> None:
     for ax, (dataset, model) in zip(axes.flat, settings):
         block = unlearned[(unlearned["dataset"] == dataset) & (unlearned["model"] == model)].copy()
         block["RetDev_plot"] = block["RetDev"].clip(lower=floor)
-        order = list(block.groupby("method")["RetDev"].median().sort_values().index)
+        # diverged methods (on any seed) below the others, each part by median RetDev
+        g = block.groupby("method")
+        key = pd.DataFrame({"d": g["diverged"].any(), "r": g["RetDev"].median()})
+        order = list(key.sort_values(["d", "r"], kind="stable").index)
+        div = set(key.index[key["d"]])
         palette = {m: style.get(m, ("0.3", "o"))[0] for m in order}
         sns.boxplot(data=block, x="RetDev_plot", y="method", order=order, hue="method", palette=palette,
                     whis=(0, 100), width=0.6, fliersize=0, boxprops={"alpha": 0.35}, linewidth=0.8, ax=ax,
@@ -241,7 +274,7 @@ def seed_spread(metrics_csv, png, pdf) -> None:
             ax.text(1.01, i, text, transform=ax.get_yaxis_transform(), va="center", ha="left", fontsize=8)
         ax.text(1.01, -0.8, "seed\nranks", transform=ax.get_yaxis_transform(), va="bottom", ha="left",
                 fontsize=8, fontweight="bold")
-        ax.set_yticks(range(len(order)), [_label(m) for m in order])
+        ax.set_yticks(range(len(order)), [_label(m, m in div) for m in order])
         ax.set_ylim(len(order) - 0.5, -1.0)
         n_seeds = block["seed"].nunique()
         ax.set_title(f"{dataset} / {model} ({n_seeds} seed{'s' if n_seeds != 1 else ''})", pad=14)
@@ -266,7 +299,8 @@ def critical_difference(cd_csv, pvalues_csv, png, pdf, alpha: float = 0.05) -> N
 
     table = pd.read_csv(cd_csv)
     pvalues = pd.read_csv(pvalues_csv, index_col=0)
-    labels = {m: _label(m) for m in table["method"]}
+    diverged = table["diverged_blocks"] if "diverged_blocks" in table else pd.Series(0, index=table.index)
+    labels = {m: _label(m) + (f" (diverged in {d})" if d else "") for m, d in zip(table["method"], diverged)}
     ranks = pd.Series(table["mean_rank"].to_numpy(), index=[labels[m] for m in table["method"]])
     _theme()
     sns.set_style("white")
@@ -282,8 +316,10 @@ def critical_difference(cd_csv, pvalues_csv, png, pdf, alpha: float = 0.05) -> N
                                        elbow_props={"linewidth": 0.8, "color": "0.2"},
                                        crossbar_props={"linewidth": 2.5, "color": "tab:red", "alpha": 0.8})
         ptext = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+        k = len(ranks)
         title = (f"Mean rank across {n_blocks} settings (1 = best). Friedman {ptext}; Nemenyi CD = {cd:.2f} "
-                 f"at α = {alpha}\nmethods joined by a bar are not significantly different")
+                 f"at α = {alpha}\nmethods joined by a bar are not significantly different"
+                 + (f"; not testable at this size (CD > largest possible difference {k - 1})" if cd > k - 1 else ""))
     else:
         ax.axis("off")
         ax.text(0.5, 0.5, f"not testable: {n_blocks} setting(s), {len(ranks)} method(s)\n"

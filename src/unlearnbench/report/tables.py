@@ -22,6 +22,13 @@ HEADERS = {"test_MIA": "test MIA"}
 # best value per setting (among unlearning methods) is printed in bold
 BEST = {"RetDev": "min", "Indisc": "max", "RTE": "max"}
 CI_NOTE = "± = half-width of the 95 % t-based confidence interval over seeds"
+DIVERGED = "diverged"
+# scores whose value is undefined for a model with non-finite outputs (NaN in the CSVs)
+UNDEFINED_WHEN_DIVERGED = {"Indisc", "test_MIA"}
+DIVERGED_NOTE = ("(diverged k/n): on k of n seeds the model gave non-finite outputs (on the share of evaluated "
+                 "rows given in main.csv's nonfinite_fraction); those rows count as wrong predictions, its MIA and "
+                 "Indisc are undefined (shown as 'diverged'), it is never marked best and ranks below every method "
+                 "that did not diverge.")
 LATEX_PREAMBLE = "% needs \\usepackage{booktabs} and \\usepackage{graphicx}\n"
 
 
@@ -131,14 +138,26 @@ def write_csv(frame: pd.DataFrame, path) -> None:
 # --- main table ----------------------------------------------------------------------------
 
 def order_methods(table: pd.DataFrame, by: str = "RetDev_mean") -> pd.DataFrame:
-    """References first (retrained, original), then methods by `by` ascending."""
-    rank = table["method"].map({"retrained": 0, "original": 1}).fillna(2)
+    """References first (retrained, original), then methods by `by` ascending, diverged
+    methods last."""
+    rank = table["method"].map({"retrained": 0, "original": 1}).fillna(2) + 2 * _diverged(table)
     return (table.assign(_rank=rank).sort_values(["dataset", "model", "_rank", by], kind="stable")
             .drop(columns="_rank").reset_index(drop=True))
 
 
+def _diverged(frame: pd.DataFrame) -> pd.Series:
+    return frame["diverged"].fillna(False).astype(bool) if "diverged" in frame else pd.Series(False, frame.index)
+
+
+def diverged_label(label: str, row) -> str:
+    """'FF (diverged 2/3)' for a summary row with diverged seeds, else the label."""
+    k = row.get("diverged_seeds", 0)
+    k = 0 if _missing(k) else int(k)
+    return f"{label} ({DIVERGED} {k}/{int(row['n_seeds'])})" if k else label
+
+
 def _best_flags(block: pd.DataFrame, column: str, how: str) -> pd.Series:
-    values = block[f"{column}_mean"].where(~block["method"].isin(scores.REFERENCES))
+    values = block[f"{column}_mean"].where(~block["method"].isin(scores.REFERENCES) & ~_diverged(block))
     if values.isna().all():
         return pd.Series(False, index=block.index)
     target = values.min() if how == "min" else values.max()
@@ -152,9 +171,11 @@ def main_blocks(table: pd.DataFrame, columns=MAIN_COLUMNS) -> list[tuple[str, pd
         best = {c: _best_flags(block, c, how) for c, how in BEST.items() if f"{c}_mean" in block}
         rows = []
         for idx, r in block.iterrows():
-            row = {"Method": Cell.make(methods.label(r["method"]))}
+            row = {"Method": Cell.make(diverged_label(methods.label(r["method"]), r))}
             for c, d in columns:
                 text = point_ci(r[f"{c}_mean"], r.get(f"{c}_ci", np.nan), d)
+                if c in UNDEFINED_WHEN_DIVERGED and _missing(r[f"{c}_mean"]) and r.get("diverged", False):
+                    text = DIVERGED
                 row[HEADERS.get(c, c)] = Cell.make(text, bool(best[c][idx]) if c in best else False)
             rows.append(row)
         blocks.append((f"{setting_name(dataset, model)} ({n} seed{'s' if n != 1 else ''})", pd.DataFrame(rows)))
@@ -176,9 +197,10 @@ MAIN_TITLE = ("Main results: point estimate ± 95 % CI half-width over seeds (t-
 def write_main_table(metrics_csv, out_csv, out_md, out_tex=None) -> pd.DataFrame:
     table = order_methods(scores.summary(scores.read_metrics(metrics_csv)))
     write_csv(table, out_csv)
-    io.write_text(out_md, to_markdown(table, title=MAIN_TITLE) + _main_legend())
+    notes = [DIVERGED_NOTE] if _diverged(table).any() else []
+    io.write_text(out_md, to_markdown(table, title=MAIN_TITLE) + _main_legend() + "".join(f"\n{n}\n" for n in notes))
     if out_tex:
-        io.write_text(out_tex, latex(main_blocks(table), MAIN_TITLE, "tab:main"))
+        io.write_text(out_tex, latex(main_blocks(table), " ".join([MAIN_TITLE + "."] + notes), "tab:main"))
     return table
 
 
@@ -199,7 +221,8 @@ def rte_table(table: pd.DataFrame) -> pd.DataFrame:
     """Long: per (dataset, model, method) RTE and unlearning seconds with CIs; the
     retrained row holds the retraining seconds (RTE 1); the original row is left out."""
     keep = [c for c in table.columns if c.startswith(("RTE_", "seconds_"))]
-    out = table.loc[table["method"] != "original", ["dataset", "model", "method"] + keep + ["n_seeds"]].copy()
+    keep += [c for c in ("n_seeds", "diverged", "diverged_seeds") if c in table.columns]
+    out = table.loc[table["method"] != "original", ["dataset", "model", "method"] + keep].copy()
     retrain = out[out["method"] == "retrained"].set_index(["dataset", "model"])["seconds_mean"]
     out["retrain_seconds"] = out.join(retrain.rename("r"), on=["dataset", "model"])["r"].to_numpy()
     # methods by geometric-mean RTE over settings, fastest first; retrained first
@@ -223,12 +246,15 @@ def _wide(long: pd.DataFrame, column: str, settings, digits=None, best: str | No
                 continue
             r = index.loc[key]
             value = r[f"{column}_mean"]
+            diverged = bool(r.get("diverged", False))
             is_best = False
-            if best and m not in scores.REFERENCES:
+            if best and m not in scores.REFERENCES and not diverged:
                 others = long[(long["dataset"] == dataset) & (long["model"] == model)
-                              & ~long["method"].isin(scores.REFERENCES)][f"{column}_mean"]
+                              & ~long["method"].isin(scores.REFERENCES) & ~_diverged(long)][f"{column}_mean"]
                 is_best = bool(np.isclose(value, others.max() if best == "max" else others.min()))
-            row[setting_name(dataset, model)] = Cell.make(point_ci(value, r[f"{column}_ci"], digits), is_best)
+            text = point_ci(value, r[f"{column}_ci"], digits)
+            text = diverged_label(text, r) if diverged else text
+            row[setting_name(dataset, model)] = Cell.make(text, is_best)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -245,6 +271,8 @@ def write_rte_table(metrics_csv, out_csv, out_md, out_tex) -> pd.DataFrame:
           "## RTE\n", markdown(rte), "## Unlearning seconds (retrained: retraining seconds)\n", markdown(seconds),
           "\nOnly the unlearning call is timed (not data loading). RTE is mean retraining seconds / mean "
           "unlearning seconds per setting; > 1 means faster than retraining.\n"]
+    if _diverged(long).any():
+        md.append(f"\n{DIVERGED_NOTE}\n")
     io.write_text(out_md, "\n".join(md))
     io.write_text(out_tex, latex([("RTE (higher is faster)", rte), ("Unlearning seconds", seconds)],
                                  RTE_TITLE + "; " + CI_NOTE, "tab:rte"))
@@ -278,7 +306,10 @@ def rankings_wide(ranks: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
             text = fmt_rank(r["rank"])
             if "seed_rank_mean" in r and not _missing(r["seed_rank_mean"]):
                 text += f" ({point_ci(r['seed_rank_mean'], r['seed_rank_ci'], 1)})"
-            row[setting_name(dataset, model)] = Cell.make(text, r["rank"] == 1)
+            diverged = bool(r.get("diverged", False))
+            if diverged:
+                text += f" {DIVERGED}"
+            row[setting_name(dataset, model)] = Cell.make(text, r["rank"] == 1 and not diverged)
         if len(models_) > 1:
             for model in models_:
                 row[f"mean rank {model}"] = Cell.make(point_ci(m[f"mean_rank_{model}"], m[f"ci_{model}"], 1))
@@ -297,7 +328,9 @@ def write_rankings_table(metrics_csv, out_csv, out_means_csv, out_md, out_tex) -
             "when the same ranking is done seed by seed ± 95 % t-CI over seeds: a wide bracket means single "
             "seeds would rank the method very differently. Mean-rank columns: mean over the settings of that "
             "architecture (and over all settings) ± 95 % t-CI over those settings (none from one setting). "
-            "Sorted by the overall mean rank; the original and retrained references are not ranked.\n")
+            "Sorted by the overall mean rank; the original and retrained references are not ranked. "
+            "'diverged': non-finite outputs on some seed; such a method ranks below every method that did not "
+            "diverge, diverged methods among themselves by RetDev.\n")
     io.write_text(out_md, f"# {RANK_TITLE}\n\n{note}\n" + markdown(wide))
     io.write_text(out_tex, latex([(None, wide)], RANK_TITLE + " (brackets: per-seed mean rank; " + CI_NOTE + ")",
                                  "tab:rankings"))
@@ -321,6 +354,10 @@ def cd_analyses(metrics_csv, alpha: float = 0.05) -> tuple[dict, dict]:
     per["rank"] = scores.rank(per, scores.SETTING + ["seed"], by="RetDev", tie="Indisc")
     per["block"] = per["dataset"] + "/" + per["model"] + "/seed" + per["seed"].astype(str)
     seeds = scores.critical_difference(per.pivot(index="block", columns="method", values="rank"), alpha)
+    # blocks in which each method diverged (it ranks below the others there)
+    for cd, blocks in ((settings, ranks), (seeds, per)):
+        count = blocks.groupby("method")["diverged"].sum()
+        cd["table"]["diverged_blocks"] = cd["table"]["method"].map(count).fillna(0).astype(int)
     return settings, seeds
 
 
@@ -336,10 +373,34 @@ def _p_is(p) -> str:
     return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
+def untestable(cd: dict) -> str | None:
+    """Why no pair of methods can differ significantly in `cd`, or None when some can:
+    too few blocks or methods, or a critical difference above the largest possible
+    mean-rank difference (k - 1)."""
+    if _missing(cd["cd"]):
+        return "not testable (needs at least 2 blocks and 3 methods)"
+    if cd["cd"] > cd["max_difference"]:
+        return (f"not testable at this size (CD {cd['cd']:.2f} > largest possible difference "
+                f"{cd['max_difference']:.0f})")
+    return None
+
+
+def _numbers(cd: dict) -> dict:
+    """The numbers every verdict rests on, as claims-table columns."""
+    return {"N blocks": str(cd["n_blocks"]), "k methods": str(cd["k"]),
+            "CD": "–" if _missing(cd["cd"]) else f"{cd['cd']:.2f}",
+            "largest possible difference": f"{cd['max_difference']:.0f}", "Friedman p": _fmt_p(cd["friedman_p"])}
+
+
 def claims(cd: dict) -> list[dict]:
-    """The paper's claims 1 and 2 as tests on `cd` (see critical_difference.md)."""
+    """The paper's claims 1 and 2 as tests on `cd` (see critical_difference.md): each a
+    row with the claim, the evidence (mean ranks, places, Nemenyi p-values), the numbers
+    of the test (N, k, CD, the largest possible difference, Friedman p) and the verdict,
+    which reads "not testable ..." whenever no pair of methods can differ significantly."""
     table = cd["table"].set_index("method")
-    testable = not _missing(cd["cd"])
+    blocked = untestable(cd)
+    testable = blocked is None
+    numbers = _numbers(cd)
     out = []
     present = [m for m in CLAIM_BEST if m in table.index]
     if present:
@@ -351,7 +412,7 @@ def claims(cd: dict) -> list[dict]:
             ok = ok and bool(r["top_group"])
         top = int(table["top_group"].sum()) if testable else 0
         if not testable:
-            verdict = "not testable (needs at least 2 settings and 3 methods)"
+            verdict = blocked
         elif ok:
             verdict = (f"consistent: {' and '.join(methods.label(m) for m in present)} "
                        f"{'are' if len(present) > 1 else 'is'} in the top group (not significantly worse than the "
@@ -364,12 +425,12 @@ def claims(cd: dict) -> list[dict]:
         if missing:
             verdict += f" ({', '.join(missing)} not run)"
         out.append({"claim": "MSG and CT are among the best methods (PAPER claim 1)", "evidence": "; ".join(parts),
-                    "verdict": verdict})
+                    **numbers, "verdict": verdict})
     lead, others = CLAIM_BASELINE
     if lead in table.index and any(o in table.index for o in others):
         parts, sig, ahead = [], [], []
         for o in (o for o in others if o in table.index):
-            p = cd["pvalues"].loc[lead, o] if testable else np.nan
+            p = cd["pvalues"].loc[lead, o] if not _missing(cd["cd"]) else np.nan
             better = table.loc[lead, "mean_rank"] < table.loc[o, "mean_rank"]
             parts.append(f"{methods.label(lead)} {table.loc[lead, 'mean_rank']:.2f} vs {methods.label(o)} "
                          f"{table.loc[o, 'mean_rank']:.2f} (Nemenyi p {_fmt_p(p)})")
@@ -377,11 +438,11 @@ def claims(cd: dict) -> list[dict]:
             ahead.append(methods.label(o) if better else None)
         direction = (f"{methods.label(lead)} ranks ahead of " + " and ".join(a for a in ahead if a)
                      if any(ahead) else f"{methods.label(lead)} does not rank ahead")
-        verdict = ("not testable" if not testable else f"significant for all ({direction})" if all(sig)
+        verdict = (f"{blocked} ({direction})" if not testable else f"significant for all ({direction})" if all(sig)
                    else f"significant for {sum(sig)} of {len(sig)} ({direction})" if any(sig)
                    else f"not significant ({direction})")
         out.append({"claim": "tuned NG+ beats GA and SRL (PAPER claim 2)", "evidence": "; ".join(parts),
-                    "verdict": verdict})
+                    **numbers, "verdict": verdict})
     return out
 
 
@@ -400,13 +461,17 @@ def _cd_summary(cd: dict, blocks: str) -> str:
 
 def cd_method_table(cd: dict) -> pd.DataFrame:
     t = cd["table"]
+    testable = untestable(cd) is None
+    top = [g if testable and not _missing(g) else np.nan for g in t["top_group"]]  # no group when untestable
+    diverged = t["diverged_blocks"] if "diverged_blocks" in t else pd.Series(0, index=t.index)
     return pd.DataFrame({
-        "Method": [Cell.make(methods.label(m)) for m in t["method"]],
+        "Method": [Cell.make(methods.label(m) + (f" ({DIVERGED} in {d} of {n})" if d else ""))
+                   for m, d, n in zip(t["method"], diverged, t["n_blocks"])],
         "mean rank": [Cell.make(point_ci(a, b, 2), bool(g) if not _missing(g) else False)
-                      for a, b, g in zip(t["mean_rank"], t["mean_rank_ci"], t["top_group"])],
+                      for a, b, g in zip(t["mean_rank"], t["mean_rank_ci"], top)],
         "place": [Cell.make(f"{p:.0f}") for p in t["place"]],
         "p vs best": [Cell.make(_fmt_p(p)) for p in t["p_vs_best"]],
-        "top group": [Cell.make("–" if _missing(g) else ("yes" if g else "no")) for g in t["top_group"]],
+        "top group": [Cell.make("–" if _missing(g) else ("yes" if g else "no")) for g in top],
         "better than": [Cell.make(str(b)) for b in t["beats"]],
         "worse than": [Cell.make(str(b)) for b in t["beaten_by"]],
     })
@@ -415,7 +480,7 @@ def cd_method_table(cd: dict) -> pd.DataFrame:
 def write_cd_table(metrics_csv, out_csv, out_pvalues, out_md, out_tex, alpha: float = 0.05) -> dict:
     cd, cd_seeds = cd_analyses(metrics_csv, alpha)
     table = cd["table"].assign(friedman_chi2=cd["friedman_chi2"], friedman_p=cd["friedman_p"], cd=cd["cd"],
-                               alpha=alpha)
+                               alpha=alpha, max_difference=cd["max_difference"], testable=untestable(cd) is None)
     write_csv(table, out_csv)
     with io.atomic_path(out_pvalues) as tmp:
         cd["pvalues"].to_csv(tmp, float_format="%.6g")
@@ -425,7 +490,9 @@ def write_cd_table(metrics_csv, out_csv, out_pvalues, out_md, out_tex, alpha: fl
              "(Indisc breaking ties, as in rankings.md). The Friedman test asks whether the methods' mean ranks "
              "differ at all; Nemenyi's post-hoc test compares every pair (p-values in nemenyi_pvalues.csv, from "
              "scikit-posthocs). Two methods whose mean ranks differ by less than the critical difference (CD) "
-             "are not significantly different. 'top group' = not significantly worse than the best-ranked method.\n",
+             "are not significantly different. 'top group' = not significantly worse than the best-ranked method "
+             "(none when no pair can differ). A method that diverged in a block ranks below every method that did "
+             "not diverge there.\n",
              _cd_summary(cd, "Across settings") + "\n",
              "**Power.** The CD shrinks only with the number of settings N (CD ∝ √(k(k+1)/6N)): with few settings "
              "only very large rank differences are detectable, so 'not significant' here means 'not shown', not "
@@ -440,7 +507,8 @@ def write_cd_table(metrics_csv, out_csv, out_pvalues, out_md, out_tex, alpha: fl
         lines.append(markdown(pd.DataFrame(found_seeds)))
     io.write_text(out_md, "\n".join(lines))
     caption = (f"{CD_TITLE}: N = {cd['n_blocks']} settings, Friedman {_p_is(cd['friedman_p'])}, "
-               f"CD = {cd['cd']:.2f}; mean rank ± 95 % t-CI over settings; bold: top group")
+               f"CD = {cd['cd']:.2f}; mean rank ± 95 % t-CI over settings; "
+               + (untestable(cd) if untestable(cd) else "bold: top group"))
     io.write_text(out_tex, latex([(None, cd_method_table(cd))], caption, "tab:critical-difference"))
     return cd
 
