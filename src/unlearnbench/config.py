@@ -72,6 +72,8 @@ def validate(config: dict, schema: dict | None = None) -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("\n".join(_describe(e) for e in errors))
+    for key in ("method_params", "training"):  # null: no overrides (clears those of a merged-under file)
+        config[key] = config[key] or {}
     _check_names("datasets", config["datasets"], data.DATASET_NAMES)
     _check_names("models", config["models"], models.MODEL_NAMES)
     if config["methods"] == "all":
