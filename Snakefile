@@ -28,6 +28,7 @@ rule all:
     default_target: True
     input:
         "results/metrics.csv",
+        "results/provenance.json",
         rules.table_main.output,
         rules.table_rte.output,
         rules.table_rankings.output,

@@ -53,7 +53,8 @@ def synthetic_metrics(settings=(("cifar10", "resnet18"), ("cifar10", "tinyvit11m
                         "val_acc": float(np.clip(ta + rng.normal(0, 0.003), 0, 1)),
                         "test_acc": float(np.clip(ta, 0, 1)), "val_mia": float(mia_val),
                         "test_mia": float(mia_test), "seconds": float(seconds), "diverged": False,
-                        "nonfinite_fraction": 0.0}
+                        "nonfinite_fraction": 0.0, "hp_source": "recipe" if method in ("original", "retrained")
+                        else "search", "device": "cpu", "precision": "fp32"}
 
             rows.append(row("retrained", ra_r, fa_r, ta_r, 0.5 + rng.normal(0, 0.01), 0.5 + rng.normal(0, 0.01),
                             sec_r))

@@ -125,7 +125,8 @@ def test_collect_metrics_keeps_the_flags(tmp_path):
         path = tmp_path / "digits" / "smallcnn" / "metrics" / method / "seed0.json"
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({"retain_acc": 0.9, "forget_acc": 0.8, "val_acc": 0.8, "test_acc": 0.8,
-                                    "seconds": 1.0, **flags}))
+                                    "seconds": 1.0, "hp_source": "search", "device": "cpu", "precision": "fp32",
+                                    **flags}))
         paths.append(path)
     frame = scores.collect_metrics(paths, tmp_path / "metrics.csv")
     back = scores.read_metrics(tmp_path / "metrics.csv")

@@ -40,8 +40,19 @@ from . import REFERENCES, io
 KEYS = ["dataset", "model", "method", "seed"]
 METRIC_COLUMNS = ["retain_acc", "forget_acc", "val_acc", "test_acc", "val_mia", "test_mia", "seconds"]
 # Flags kept beside the numbers (README, "Flags"): a model with non-finite outputs
-# (`diverged`, `nonfinite_fraction` of its evaluated rows) has NaN MIAs.
-FLAG_COLUMNS = ["diverged", "nonfinite_fraction"]
+# (`diverged`, `nonfinite_fraction` of its evaluated rows) has NaN MIAs; `hp_source` says
+# where its hyperparameters came from (HP_SOURCES); `device` and `precision` are what
+# its job resolved `device` and `precision: auto` to.
+FLAG_COLUMNS = ["diverged", "nonfinite_fraction", "hp_source", "device", "precision"]
+HP_SOURCES = {
+    "recipe": "the training recipe (original and retrained references)",
+    "search": "the search's chosen trial (over method_params, over the method defaults)",
+    "config": "the method defaults updated with method_params (no search)",
+    "defaults": "the method defaults after a search without a complete trial "
+                "(search.on_no_complete_trial: defaults)",
+}
+# per (dataset, model, method): the distinct values over seeds, joined with "+"
+JOINED_FLAGS = ["hp_source", "device", "precision"]
 SCORES = ["RA", "FA", "TA", "RR", "FR", "TR", "RetDev", "Indisc", "test_MIA", "RTE"]
 SUMMARY_SCORES = SCORES + ["seconds"]
 SETTING = ["dataset", "model"]
@@ -146,6 +157,8 @@ def summary(frame: pd.DataFrame, level: float = CI_LEVEL) -> pd.DataFrame:
     out["diverged_seeds"] = groups["diverged"].sum().astype(int)
     out["diverged"] = out["diverged_seeds"] > 0
     out["nonfinite_fraction"] = groups["nonfinite_fraction"].mean()
+    for column in JOINED_FLAGS:
+        out[column] = groups[column].agg(lambda values: "+".join(sorted(set(map(str, values)))))
     return out.reset_index()
 
 
@@ -197,7 +210,8 @@ def rankings(table: pd.DataFrame, seeds: pd.DataFrame | None = None) -> pd.DataF
     methods_only = table[~table["method"].isin(REFERENCES)].copy()
     if "diverged" not in methods_only:
         methods_only["diverged"] = False
-    out = methods_only[SETTING + ["method", "RetDev_mean", "Indisc_mean", "diverged"]].rename(
+    flags = ["diverged"] + [c for c in JOINED_FLAGS if c in methods_only]
+    out = methods_only[SETTING + ["method", "RetDev_mean", "Indisc_mean"] + flags].rename(
         columns={"RetDev_mean": "RetDev", "Indisc_mean": "Indisc"}).reset_index(drop=True)
     out["rank"] = rank(out, SETTING, by="RetDev", tie="Indisc")
     out["n_methods"] = out.groupby(SETTING)["method"].transform("size")

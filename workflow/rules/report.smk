@@ -203,6 +203,32 @@ rule figure_critical_difference:
         "../scripts/figure_critical_difference.py"
 
 
+from unlearnbench.provenance import config_hash
+
+
+# What produced the results (README, "Flags"): rewritten whenever metrics.csv is, and
+# whenever the resolved config changes (params). A light job: no torch import.
+rule provenance:
+    input:
+        "results/metrics.csv",
+    output:
+        report(
+            "results/provenance.json",
+            caption="../report/provenance.rst",
+            category="Provenance",
+        ),
+    log:
+        "logs/provenance.log",
+    localrule: True
+    conda:
+        ENV
+    params:
+        repo=workflow.basedir,
+        config_hash=config_hash(config),
+    script:
+        "../scripts/provenance.py"
+
+
 GALLERY_FIGURES = REPORT_FIGURES + (["ulira"] if config["ulira"]["enabled"] else [])
 
 

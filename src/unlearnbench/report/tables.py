@@ -156,6 +156,67 @@ def diverged_label(label: str, row) -> str:
     return f"{label} ({DIVERGED} {k}/{int(row['n_seeds'])})" if k else label
 
 
+HP_NOTE = ("Hyperparameters come from the search unless marked: [defaults] = every search trial of the method "
+           "failed and it ran with its method defaults (search.on_no_complete_trial: defaults; their epochs are "
+           "not capped at E_max); [config] = method defaults with method_params, not searched.")
+NO_SEARCH_NOTE = "Hyperparameters: the method defaults with method_params (no search)."
+
+
+def _sources(values) -> set[str]:
+    return {part for v in values if not _missing(v) for part in str(v).split("+")}
+
+
+def hp_mark(source, searched: bool) -> str:
+    """' [defaults]' for a method that ran with its defaults after a failed search,
+    ' [config]' for an unsearched method in a run where others were searched."""
+    parts = _sources([source])
+    if "defaults" in parts:
+        return " [defaults]"
+    return " [config]" if searched and "config" in parts else ""
+
+
+def _searched(frame: pd.DataFrame) -> bool:
+    return "search" in _sources(frame["hp_source"]) if "hp_source" in frame else False
+
+
+def method_label(method: str, row, searched: bool) -> str:
+    """The method's display label with its hyperparameter mark and divergence count."""
+    return diverged_label(methods.label(method) + hp_mark(row.get("hp_source"), searched), row)
+
+
+def conditions(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """Distinct (device, precision) pairs of the rows of `frame` (metrics.csv rows)."""
+    if not {"device", "precision"} <= set(frame.columns):
+        return []
+    return sorted(set(zip(frame["device"].astype(str), frame["precision"].astype(str))))
+
+
+def conditions_note(frame: pd.DataFrame) -> str:
+    """What the rows were computed under; a warning when they differ (metrics.csv rows)."""
+    pairs = conditions(frame)
+    if not pairs:
+        return ""
+    if len(pairs) == 1:
+        return f"Every row computed on {pairs[0][0]} in {pairs[0][1]}."
+    counts = frame.groupby(["device", "precision"]).size()
+    listed = ", ".join(f"{d} {p} ({counts[d, p]} rows)" for d, p in pairs)
+    return (f"WARNING: rows were produced under different devices or precisions: {listed}; compare them with "
+            "care (metrics.csv columns device and precision).")
+
+
+def flag_notes(frame: pd.DataFrame, shown: pd.DataFrame) -> list[str]:
+    """Footnotes for a table built from metrics rows `frame` showing the rows `shown`
+    (summary or rankings rows): divergence, hyperparameter marks, computing conditions."""
+    notes = [DIVERGED_NOTE] if _diverged(shown).any() else []
+    searched = _searched(frame)
+    if "hp_source" in shown and any(hp_mark(v, searched) for v in shown["hp_source"]):
+        notes.append(HP_NOTE)
+    if "hp_source" in frame and not searched and "config" in _sources(frame["hp_source"]):
+        notes.append(NO_SEARCH_NOTE)
+    note = conditions_note(frame)
+    return notes + ([note] if note else [])
+
+
 def _best_flags(block: pd.DataFrame, column: str, how: str) -> pd.Series:
     values = block[f"{column}_mean"].where(~block["method"].isin(scores.REFERENCES) & ~_diverged(block))
     if values.isna().all():
@@ -166,19 +227,23 @@ def _best_flags(block: pd.DataFrame, column: str, how: str) -> pd.Series:
 
 def main_blocks(table: pd.DataFrame, columns=MAIN_COLUMNS) -> list[tuple[str, pd.DataFrame]]:
     blocks = []
+    searched = _searched(table)
     for (dataset, model), block in table.groupby(["dataset", "model"], sort=False):
         n = int(block["n_seeds"].max())
+        mixed = [c for c in ("device", "precision") if c in block and len(_sources(block[c])) > 1]
         best = {c: _best_flags(block, c, how) for c, how in BEST.items() if f"{c}_mean" in block}
         rows = []
         for idx, r in block.iterrows():
-            row = {"Method": Cell.make(diverged_label(methods.label(r["method"]), r))}
+            row = {"Method": Cell.make(method_label(r["method"], r, searched))}
             for c, d in columns:
                 text = point_ci(r[f"{c}_mean"], r.get(f"{c}_ci", np.nan), d)
                 if c in UNDEFINED_WHEN_DIVERGED and _missing(r[f"{c}_mean"]) and r.get("diverged", False):
                     text = DIVERGED
                 row[HEADERS.get(c, c)] = Cell.make(text, bool(best[c][idx]) if c in best else False)
             rows.append(row)
-        blocks.append((f"{setting_name(dataset, model)} ({n} seed{'s' if n != 1 else ''})", pd.DataFrame(rows)))
+        mixed_text = "".join(f"; mixed {c}: {'+'.join(sorted(_sources(block[c])))}" for c in mixed)
+        blocks.append((f"{setting_name(dataset, model)} ({n} seed{'s' if n != 1 else ''}{mixed_text})",
+                       pd.DataFrame(rows)))
     return blocks
 
 
@@ -195,9 +260,10 @@ MAIN_TITLE = ("Main results: point estimate ± 95 % CI half-width over seeds (t-
 
 
 def write_main_table(metrics_csv, out_csv, out_md, out_tex=None) -> pd.DataFrame:
-    table = order_methods(scores.summary(scores.read_metrics(metrics_csv)))
+    frame = scores.read_metrics(metrics_csv)
+    table = order_methods(scores.summary(frame))
     write_csv(table, out_csv)
-    notes = [DIVERGED_NOTE] if _diverged(table).any() else []
+    notes = flag_notes(frame, table)
     io.write_text(out_md, to_markdown(table, title=MAIN_TITLE) + _main_legend() + "".join(f"\n{n}\n" for n in notes))
     if out_tex:
         io.write_text(out_tex, latex(main_blocks(table), " ".join([MAIN_TITLE + "."] + notes), "tab:main"))
@@ -221,7 +287,7 @@ def rte_table(table: pd.DataFrame) -> pd.DataFrame:
     """Long: per (dataset, model, method) RTE and unlearning seconds with CIs; the
     retrained row holds the retraining seconds (RTE 1); the original row is left out."""
     keep = [c for c in table.columns if c.startswith(("RTE_", "seconds_"))]
-    keep += [c for c in ("n_seeds", "diverged", "diverged_seeds") if c in table.columns]
+    keep += [c for c in ("n_seeds", "diverged", "diverged_seeds", *scores.JOINED_FLAGS) if c in table.columns]
     out = table.loc[table["method"] != "original", ["dataset", "model", "method"] + keep].copy()
     retrain = out[out["method"] == "retrained"].set_index(["dataset", "model"])["seconds_mean"]
     out["retrain_seconds"] = out.join(retrain.rename("r"), on=["dataset", "model"])["r"].to_numpy()
@@ -237,8 +303,11 @@ def _wide(long: pd.DataFrame, column: str, settings, digits=None, best: str | No
     methods_ = list(dict.fromkeys(long["method"]))
     index = long.set_index(["method", "dataset", "model"])
     rows = []
+    searched = _searched(long)
     for m in methods_:
-        row = {"Method": Cell.make(methods.label(m) + (" (reference)" if m == "retrained" else ""))}
+        source = "+".join(_sources(long.loc[long["method"] == m, "hp_source"])) if "hp_source" in long else ""
+        label = methods.label(m) + hp_mark(source, searched)
+        row = {"Method": Cell.make(label + (" (reference)" if m == "retrained" else ""))}
         for dataset, model in settings:
             key = (m, dataset, model)
             if key not in index.index:
@@ -260,7 +329,8 @@ def _wide(long: pd.DataFrame, column: str, settings, digits=None, best: str | No
 
 
 def write_rte_table(metrics_csv, out_csv, out_md, out_tex) -> pd.DataFrame:
-    long = rte_table(scores.summary(scores.read_metrics(metrics_csv)))
+    frame = scores.read_metrics(metrics_csv)
+    long = rte_table(scores.summary(frame))
     write_csv(long, out_csv)
     settings = settings_of(long)
     rte = _wide(long, "RTE", settings, digits=1, best="max")
@@ -271,11 +341,11 @@ def write_rte_table(metrics_csv, out_csv, out_md, out_tex) -> pd.DataFrame:
           "## RTE\n", markdown(rte), "## Unlearning seconds (retrained: retraining seconds)\n", markdown(seconds),
           "\nOnly the unlearning call is timed (not data loading). RTE is mean retraining seconds / mean "
           "unlearning seconds per setting; > 1 means faster than retraining.\n"]
-    if _diverged(long).any():
-        md.append(f"\n{DIVERGED_NOTE}\n")
+    notes = flag_notes(frame, long)
+    md += [f"\n{note}\n" for note in notes]
     io.write_text(out_md, "\n".join(md))
     io.write_text(out_tex, latex([("RTE (higher is faster)", rte), ("Unlearning seconds", seconds)],
-                                 RTE_TITLE + "; " + CI_NOTE, "tab:rte"))
+                                 " ".join([RTE_TITLE + "; " + CI_NOTE + "."] + notes), "tab:rte"))
     return long
 
 
@@ -284,14 +354,15 @@ def write_rte_table(metrics_csv, out_csv, out_md, out_tex) -> pd.DataFrame:
 RANK_TITLE = "Rankings by RetDev (lower is better), Indisc (higher) breaking ties"
 
 
-def rankings_tables(metrics_csv) -> tuple[pd.DataFrame, pd.DataFrame]:
-    frame = scores.read_metrics(metrics_csv)
+def rankings_tables(metrics_csv, frame: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame = scores.read_metrics(metrics_csv) if frame is None else frame
     ranks = scores.rankings(scores.summary(frame), scores.per_seed(frame))
     return ranks, scores.mean_ranks(ranks)
 
 
 def rankings_wide(ranks: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
     settings = settings_of(ranks)
+    searched = _searched(ranks)
     models_ = list(dict.fromkeys(ranks["model"]))
     index = ranks.set_index(["method", "dataset", "model"])
     rows = []
@@ -306,6 +377,7 @@ def rankings_wide(ranks: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
             text = fmt_rank(r["rank"])
             if "seed_rank_mean" in r and not _missing(r["seed_rank_mean"]):
                 text += f" ({point_ci(r['seed_rank_mean'], r['seed_rank_ci'], 1)})"
+            text += hp_mark(r.get("hp_source"), searched)
             diverged = bool(r.get("diverged", False))
             if diverged:
                 text += f" {DIVERGED}"
@@ -319,7 +391,8 @@ def rankings_wide(ranks: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_rankings_table(metrics_csv, out_csv, out_means_csv, out_md, out_tex) -> pd.DataFrame:
-    ranks, means = rankings_tables(metrics_csv)
+    frame = scores.read_metrics(metrics_csv)
+    ranks, means = rankings_tables(metrics_csv, frame)
     write_csv(ranks, out_csv)
     write_csv(means, out_means_csv)
     wide = rankings_wide(ranks, means)
@@ -331,9 +404,10 @@ def write_rankings_table(metrics_csv, out_csv, out_means_csv, out_md, out_tex) -
             "Sorted by the overall mean rank; the original and retrained references are not ranked. "
             "'diverged': non-finite outputs on some seed; such a method ranks below every method that did not "
             "diverge, diverged methods among themselves by RetDev.\n")
-    io.write_text(out_md, f"# {RANK_TITLE}\n\n{note}\n" + markdown(wide))
-    io.write_text(out_tex, latex([(None, wide)], RANK_TITLE + " (brackets: per-seed mean rank; " + CI_NOTE + ")",
-                                 "tab:rankings"))
+    notes = flag_notes(frame, ranks)
+    io.write_text(out_md, f"# {RANK_TITLE}\n\n{note}\n" + markdown(wide) + "".join(f"\n{n}\n" for n in notes))
+    io.write_text(out_tex, latex([(None, wide)], " ".join(
+        [RANK_TITLE + " (brackets: per-seed mean rank; " + CI_NOTE + ")."] + notes), "tab:rankings"))
     return ranks
 
 
@@ -344,9 +418,11 @@ CLAIM_BEST = ("msg", "ct")
 CLAIM_BASELINE = ("ngplus", ("ga", "srl"))
 
 
-def cd_analyses(metrics_csv, alpha: float = 0.05) -> tuple[dict, dict]:
-    """(across settings, seeds as blocks) critical-difference analyses of the rankings."""
-    frame = scores.read_metrics(metrics_csv)
+def cd_analyses(metrics_csv, alpha: float = 0.05, frame: pd.DataFrame | None = None) -> tuple[dict, dict]:
+    """(across settings, seeds as blocks) critical-difference analyses of the rankings;
+    each method table also counts the blocks where the method diverged and holds its
+    hyperparameter sources (`hp_source`, joined over blocks)."""
+    frame = scores.read_metrics(metrics_csv) if frame is None else frame
     ranks = scores.rankings(scores.summary(frame))
     settings = scores.critical_difference(scores.rank_matrix(ranks), alpha)
     per = scores.per_seed(frame)
@@ -358,6 +434,9 @@ def cd_analyses(metrics_csv, alpha: float = 0.05) -> tuple[dict, dict]:
     for cd, blocks in ((settings, ranks), (seeds, per)):
         count = blocks.groupby("method")["diverged"].sum()
         cd["table"]["diverged_blocks"] = cd["table"]["method"].map(count).fillna(0).astype(int)
+        if "hp_source" in blocks:
+            sources = blocks.groupby("method")["hp_source"].agg(lambda v: "+".join(sorted(_sources(v))))
+            cd["table"]["hp_source"] = cd["table"]["method"].map(sources)
     return settings, seeds
 
 
@@ -464,9 +543,11 @@ def cd_method_table(cd: dict) -> pd.DataFrame:
     testable = untestable(cd) is None
     top = [g if testable and not _missing(g) else np.nan for g in t["top_group"]]  # no group when untestable
     diverged = t["diverged_blocks"] if "diverged_blocks" in t else pd.Series(0, index=t.index)
+    sources = t["hp_source"] if "hp_source" in t else pd.Series("", index=t.index)
+    searched = "search" in _sources(sources)
     return pd.DataFrame({
-        "Method": [Cell.make(methods.label(m) + (f" ({DIVERGED} in {d} of {n})" if d else ""))
-                   for m, d, n in zip(t["method"], diverged, t["n_blocks"])],
+        "Method": [Cell.make(methods.label(m) + hp_mark(h, searched) + (f" ({DIVERGED} in {d} of {n})" if d else ""))
+                   for m, d, n, h in zip(t["method"], diverged, t["n_blocks"], sources)],
         "mean rank": [Cell.make(point_ci(a, b, 2), bool(g) if not _missing(g) else False)
                       for a, b, g in zip(t["mean_rank"], t["mean_rank_ci"], top)],
         "place": [Cell.make(f"{p:.0f}") for p in t["place"]],
@@ -478,7 +559,8 @@ def cd_method_table(cd: dict) -> pd.DataFrame:
 
 
 def write_cd_table(metrics_csv, out_csv, out_pvalues, out_md, out_tex, alpha: float = 0.05) -> dict:
-    cd, cd_seeds = cd_analyses(metrics_csv, alpha)
+    frame = scores.read_metrics(metrics_csv)
+    cd, cd_seeds = cd_analyses(metrics_csv, alpha, frame)
     table = cd["table"].assign(friedman_chi2=cd["friedman_chi2"], friedman_p=cd["friedman_p"], cd=cd["cd"],
                                alpha=alpha, max_difference=cd["max_difference"], testable=untestable(cd) is None)
     write_csv(table, out_csv)
@@ -505,10 +587,12 @@ def write_cd_table(metrics_csv, out_csv, out_pvalues, out_md, out_tex, alpha: fl
     found_seeds = claims(cd_seeds)
     if found_seeds:
         lines.append(markdown(pd.DataFrame(found_seeds)))
+    notes = flag_notes(frame, cd["table"].assign(diverged=cd["table"]["diverged_blocks"] > 0))
+    lines += [f"\n{n}\n" for n in notes]
     io.write_text(out_md, "\n".join(lines))
     caption = (f"{CD_TITLE}: N = {cd['n_blocks']} settings, Friedman {_p_is(cd['friedman_p'])}, "
                f"CD = {cd['cd']:.2f}; mean rank ± 95 % t-CI over settings; "
-               + (untestable(cd) if untestable(cd) else "bold: top group"))
+               + (untestable(cd) if untestable(cd) else "bold: top group") + ". " + " ".join(notes))
     io.write_text(out_tex, latex([(None, cd_method_table(cd))], caption, "tab:critical-difference"))
     return cd
 

@@ -1,0 +1,7 @@
+"""results/provenance.json: package versions, Python, machine, git state, config hash."""
+
+from unlearnbench.logs import logging_to
+from unlearnbench.provenance import write_provenance
+
+with logging_to(snakemake.log[0]):
+    write_provenance(snakemake.config, snakemake.output[0], cwd=snakemake.params.repo)
