@@ -69,3 +69,20 @@ def test_a_searched_run_has_no_marks_or_hp_note(tmp_path):
                                                      ("search+defaults", True, " [defaults]")])
 def test_hp_mark(source, searched, mark):
     assert tables.hp_mark(source, searched) == mark
+
+
+# --- the config key ---------------------------------------------------------------------------
+
+def test_on_no_complete_trial_key():
+    from unlearnbench import config as ub_config
+
+    assert ub_config.on_no_complete_trial(ub_config.validate({}), "ff") == "fail"  # the default
+    config = ub_config.validate({"search": {"on_no_complete_trial": {"ff": "defaults"}}})
+    assert ub_config.on_no_complete_trial(config, "ff") == "defaults"
+    assert ub_config.on_no_complete_trial(config, "ft") == "fail"
+    config = ub_config.validate({"search": {"on_no_complete_trial": "defaults"}})
+    assert ub_config.on_no_complete_trial(config, "ft") == "defaults"
+    with pytest.raises(ub_config.ConfigError, match="search.on_no_complete_trial.*'fx'"):
+        ub_config.validate({"search": {"on_no_complete_trial": {"fx": "defaults"}}})
+    with pytest.raises(ub_config.ConfigError, match="search.on_no_complete_trial"):
+        ub_config.validate({"search": {"on_no_complete_trial": "retry"}})

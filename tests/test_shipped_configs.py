@@ -40,7 +40,8 @@ training:
   mnist: {epochs: 3, batch_size: 8}
   fashion_mnist: {lr: 0.01}
   utkface: {batch_size: 512, augment: false}
-search: {trials: {smallcnn: 1}, seeds: [4], include_defaults: true, start_from_defaults: true}
+search: {trials: {smallcnn: 1}, seeds: [4], include_defaults: true, start_from_defaults: true,
+         on_no_complete_trial: {ft: defaults}}
 device: cpu
 precision: bf16
 data_dir: /elsewhere
@@ -122,6 +123,7 @@ def check_paper(config: dict) -> None:
     assert all(ub_config.search_trials(config, m) == 100 for m in config["models"])
     assert search["seeds"] == [0, 1, 2]
     assert search["include_defaults"] is False and search["start_from_defaults"] is False  # no default trials
+    assert search["on_no_complete_trial"] == "fail"
     assert config["precision"] == "fp32" and config["device"] == "cuda"
     u = config["ulira"]
     assert u["enabled"] and (u["dataset"], u["model"]) == ("cifar10", "resnet18")

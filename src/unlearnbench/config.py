@@ -86,6 +86,8 @@ def validate(config: dict, schema: dict | None = None) -> dict:
         except KeyError as err:
             raise ConfigError(f"config error at method_params.{name}: {err.args[0]}") from None
     _check_names("training", config["training"], data.DATASET_NAMES)
+    if isinstance(config["search"]["on_no_complete_trial"], dict):
+        _check_names("search.on_no_complete_trial", config["search"]["on_no_complete_trial"], methods.names())
     trials = config["search"]["trials"]
     if isinstance(trials, dict):
         _check_names("search.trials", trials, models.MODEL_NAMES)
@@ -106,6 +108,12 @@ def search_trials(config: dict, model: str) -> int:
     """Complete trials per study of `model` (search.trials, one number or per model)."""
     trials = config["search"]["trials"]
     return int(trials[model]) if isinstance(trials, dict) else int(trials)
+
+
+def on_no_complete_trial(config: dict, method: str) -> str:
+    """"fail" or "defaults": what `method` does when a study holds no complete trial."""
+    policy = config["search"]["on_no_complete_trial"]
+    return policy.get(method, "fail") if isinstance(policy, dict) else policy
 
 
 def load(path) -> dict:
