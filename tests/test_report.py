@@ -9,6 +9,7 @@ checks that only report rules run.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -297,12 +298,16 @@ def test_each_table_and_figure_rebuilds_alone_from_metrics(tmp_path):
     for rule, (_, needs) in FIGURE_RULES.items():
         assert plans[rule] == {rule} | needs, (rule, plans[rule])
 
-    # 2. build them all: only report rules run, every output appears, nothing is retrained
+    # 2. build them all (and the provenance record): only report rules run, every output
+    # appears, nothing is retrained
+    targets.append("provenance")
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *targets], cwd=work,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-6000:]
     ran = set(re.findall(r"^(?:local)?rule (\w+):", proc.stderr, flags=re.M))
-    assert ran == REPORT_RULES, ran
+    assert ran == REPORT_RULES | {"provenance"}, ran
+    record = json.loads((work / "results/provenance.json").read_text())
+    assert record["packages"]["torch"] and record["config_sha256"] and "gpus" in record
     for rule, outputs in TABLE_RULES.items():
         for output in outputs:
             assert (work / output).stat().st_size > 0, output
@@ -320,5 +325,6 @@ def test_each_table_and_figure_rebuilds_alone_from_metrics(tmp_path):
     html = (work / "report.html").read_text(errors="replace")
     for name, _ in FIGURE_RULES.values():
         assert f"{name}.png" in html, name
-    for table in ("main.csv", "rte.csv", "rankings.csv", "mean_ranks.csv", "critical_difference.csv"):
+    for table in ("main.csv", "rte.csv", "rankings.csv", "mean_ranks.csv", "critical_difference.csv",
+                  "provenance.json"):
         assert table in html, table
