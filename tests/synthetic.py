@@ -32,7 +32,7 @@ def synthetic_metrics(settings=(("cifar10", "resnet18"), ("cifar10", "tinyvit11m
     models diverged completely on every seed (accuracy 0, no MIA)."""
     diverged = set(map(tuple, diverged))
     if methods is None:
-        from .. import methods as registry  # noqa: PLC0415
+        from unlearnbench import methods as registry  # noqa: PLC0415
 
         methods = registry.names()
     rng = np.random.default_rng(rng_seed)

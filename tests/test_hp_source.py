@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from unlearnbench.report import tables
-from unlearnbench.report.synthetic import synthetic_metrics
+from synthetic import synthetic_metrics
 
 SOME = ["ft", "ga", "msg", "ct", "ff"]
 

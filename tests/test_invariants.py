@@ -16,7 +16,9 @@ import pytest
 import torch
 
 from unlearnbench import config as ub_config
-from unlearnbench import data, jobs
+from unlearnbench import data
+from unlearnbench.jobs import reference
+from unlearnbench.jobs.context import Context
 
 N_TRAIN, N_TEST = 300, 60
 
@@ -40,9 +42,9 @@ def decode(images: torch.Tensor) -> np.ndarray:
 def job_files(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "load_pool", indexed_pool)
     splits = tmp_path / "splits.npz"
-    jobs.write_splits("digits", splits)
+    reference.write_splits("digits", splits)
     init = tmp_path / "init.safetensors"
-    jobs.write_init("digits", "smallcnn", 0, init)
+    reference.write_init("digits", "smallcnn", 0, init)
     return splits, init
 
 
@@ -62,16 +64,16 @@ def test_splits_are_disjoint_and_cover_the_pool_as_specified(job_files):
 def test_references_train_on_exactly_their_indices(job_files, tmp_path, monkeypatch, kind):
     splits_path, init = job_files
     seen = []
-    real_train = jobs.train
+    real_train = reference.train
 
     def spy(net, split, *args, **kwargs):
         seen.append((decode(split.images), split.labels.cpu().clone()))
         return real_train(net, split, *args, **kwargs)
 
-    monkeypatch.setattr(jobs, "train", spy)
-    ctx = jobs.Context("digits", splits_path, device="cpu", precision="fp32")
+    monkeypatch.setattr(reference, "train", spy)
+    ctx = Context("digits", splits_path, device="cpu", precision="fp32")
     recipe = {**ub_config.recipe({}, "digits"), "epochs": 1}
-    jobs.train_reference(ctx, "smallcnn", kind, 0, recipe, init, tmp_path / "m.safetensors", tmp_path / "i.json",
+    reference.train_reference(ctx, "smallcnn", kind, 0, recipe, init, tmp_path / "m.safetensors", tmp_path / "i.json",
                          tmp_path / "metrics.json")
     assert len(seen) == 1
     trained, labels = seen[0]

@@ -14,7 +14,7 @@ import pytest
 
 from unlearnbench import provenance
 from unlearnbench.report import tables
-from unlearnbench.report.synthetic import synthetic_metrics
+from synthetic import synthetic_metrics
 
 SOME = ["ft", "ga", "msg", "ct"]
 TABLE_WRITERS = {
