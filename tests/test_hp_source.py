@@ -8,11 +8,14 @@ method_params), "defaults" (every trial failed; search.on_no_complete_trial: def
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from unlearnbench.report import tables
+from unlearnbench.search import OBJECTIVES, SearchError
 from synthetic import synthetic_metrics
 
 SOME = ["ft", "ga", "msg", "ct", "ff"]
@@ -86,3 +89,123 @@ def test_on_no_complete_trial_key():
         ub_config.validate({"search": {"on_no_complete_trial": {"fx": "defaults"}}})
     with pytest.raises(ub_config.ConfigError, match="search.on_no_complete_trial"):
         ub_config.validate({"search": {"on_no_complete_trial": "retry"}})
+
+
+# --- the jobs ---------------------------------------------------------------------------------
+
+
+def trials_csv(root: Path, seed: int, states: list[str], method: str = "ff") -> Path:
+    rows = []
+    for number, state in enumerate(states):
+        ok = state == "COMPLETE"
+        rows.append({"number": number, "state": state, "params_lr": 0.01 * (number + 1),
+                     **{k: 0.1 * (number + 1) if ok else float("nan") for k in OBJECTIVES},
+                     "norm": 0.2 * (number + 1) if ok else float("nan"), "seconds": 1.0,
+                     "user_attrs_reason": None if ok else
+                     ("pruned: batch size" if state == "PRUNED" else
+                      "FloatingPointError: the unlearned model diverged (non-finite logits)")})
+    path = root / "digits" / "resnet18" / "search" / method / f"seed{seed}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_a_study_without_a_complete_trial_fails_select_best_with_its_reasons(tmp_path):
+    from unlearnbench.jobs.search import select_best_job
+
+    csv = trials_csv(tmp_path, 0, ["FAIL", "FAIL", "PRUNED"])
+    out = tmp_path / "best.json"
+    with pytest.raises(SearchError) as err:
+        select_best_job([csv], out, "ff")  # the default: fail
+    message = str(err.value)
+    assert "digits/resnet18/ff" in message and "seed(s) 0" in message
+    assert "2 FAIL (FloatingPointError: the unlearned model diverged" in message and "1 PRUNED" in message
+    assert "search.on_no_complete_trial: {ff: defaults}" in message
+    assert not out.exists()
+
+
+def test_one_empty_study_among_several_also_fails(tmp_path):
+    from unlearnbench.jobs.search import select_best_job
+
+    csvs = [trials_csv(tmp_path, 0, ["COMPLETE", "FAIL"]), trials_csv(tmp_path, 1, ["FAIL", "FAIL"])]
+    with pytest.raises(SearchError, match=r"seed\(s\) 1 hold no complete trial"):
+        select_best_job(csvs, tmp_path / "best.json", "ff", on_no_complete_trial="fail")
+
+
+def test_on_no_complete_trial_defaults_runs_the_defaults_and_says_so(tmp_path):
+    from unlearnbench.jobs.search import select_best_job
+    from unlearnbench.jobs.unlearn import chosen_hyperparameters
+
+    csv = trials_csv(tmp_path, 0, ["FAIL", "FAIL"])
+    out = tmp_path / "best.json"
+    select_best_job([csv], out, "ff", on_no_complete_trial="defaults")
+    best = json.loads(out.read_text())
+    assert best["hp_source"] == "defaults" and best["trial"] is None and best["params"] == {}
+    assert "2 FAIL (FloatingPointError" in best["failures"]["0"]
+    hp, source = chosen_hyperparameters("ff", {"epochs": 2}, out)
+    assert hp == {"epochs": 2} and source["hp_source"] == "defaults"
+
+    # with a study that did complete a trial, the choice is made among those, and is a search result
+    csvs = [trials_csv(tmp_path, 0, ["COMPLETE", "FAIL"]), trials_csv(tmp_path, 1, ["FAIL", "FAIL"])]
+    select_best_job(csvs, out, "ff", on_no_complete_trial="defaults")
+    best = json.loads(out.read_text())
+    assert (best["hp_source"], best["seed"], best["trial"]) == ("search", 0, 0) and "1" in best["failures"]
+    assert chosen_hyperparameters("ff", None, out)[1]["hp_source"] == "search"
+    assert chosen_hyperparameters("ff", {"epochs": 2}, None)[1]["hp_source"] == "config"
+
+
+def test_search_job_logs_and_records_every_failure_reason(tmp_path, monkeypatch, capsys):
+    """A method that fails in every trial: the study gives up, its trials CSV and log hold
+    each trial's reason, and select_best then fails with them, traceback last in its log."""
+    from unlearnbench.jobs import reference, unlearn
+    from unlearnbench.jobs.context import Context
+    from unlearnbench.jobs.search import search_job, select_best_job
+    from unlearnbench.logs import logging_to
+
+    def diverging(*_args, **_kwargs):
+        raise FloatingPointError("the unlearned model diverged (non-finite logits)")
+
+    monkeypatch.setattr(unlearn, "unlearn_copy", diverging)
+    base = tmp_path / "digits"
+    reference.write_splits("digits", base / "splits.npz")
+    reference.write_init("digits", "smallcnn", 0, base / "init.safetensors")
+    retrained = base / "retrained.json"
+    retrained.write_text(json.dumps({"retain_acc": 0.9, "forget_acc": 0.8, "val_acc": 0.8, "val_mia": 0.5}))
+    ctx = Context("digits", base / "splits.npz", device="cpu", threads=1)
+    csv = base / "smallcnn" / "search" / "ft" / "seed0.csv"
+    search_job(ctx, "smallcnn", "ft", 0, 1, 1, base / "init.safetensors", retrained, csv, progress=False)
+    trials = pd.read_csv(csv)
+    assert list(trials["state"]) == ["FAIL"] * 3  # 3 attempts for a budget of 1
+    assert trials["user_attrs_reason"].str.contains("FloatingPointError: the unlearned model diverged").all()
+    assert "3 FAIL (FloatingPointError: the unlearned model diverged" in capsys.readouterr().out
+    log = tmp_path / "best.log"
+    with pytest.raises(SearchError), logging_to(log):
+        select_best_job([csv], base / "best.json", "ft")
+    text = log.read_text().rstrip().splitlines()
+    assert text[-1].startswith("unlearnbench.search.SearchError: digits/smallcnn/ft") and "3 FAIL" in text[-1]
+
+
+def test_metrics_json_records_hp_source_device_and_precision(tmp_path):
+    from unlearnbench import config as ub_config
+    from unlearnbench import scores
+    from unlearnbench.jobs import reference
+    from unlearnbench.jobs.context import Context
+    from unlearnbench.jobs.unlearn import unlearn_job
+
+    base = tmp_path / "results" / "digits"
+    reference.write_splits("digits", base / "splits.npz")
+    init = base / "smallcnn" / "init" / "seed0.safetensors"
+    reference.write_init("digits", "smallcnn", 0, init)
+    ctx = Context("digits", base / "splits.npz", device="cpu", precision="auto", threads=1)
+    metrics = {k: base / "smallcnn" / "metrics" / k / "seed0.json" for k in ("original", "ft")}
+    recipe = {**ub_config.recipe({}, "digits"), "epochs": 1}
+    reference.train_reference(ctx, "smallcnn", "original", 0, recipe, init, base / "o.safetensors",
+                              base / "o.json", metrics["original"])
+    unlearn_job(ctx, "smallcnn", "ft", [0], {"epochs": 1}, [base / "o.safetensors"], [metrics["ft"]])
+    for kind, source in (("original", "recipe"), ("ft", "config")):
+        record = json.loads(metrics[kind].read_text())
+        assert record["hp_source"] == source
+        assert record["device"] == "cpu" and record["precision"] == ctx.precision
+        assert ctx.precision in ("fp32", "bf16")  # auto resolved, never "auto"
+    frame = scores.collect_metrics(list(metrics.values()), tmp_path / "metrics.csv")
+    assert set(frame["hp_source"]) == {"recipe", "config"} and set(frame["device"]) == {"cpu"}

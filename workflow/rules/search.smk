@@ -51,6 +51,8 @@ rule select_best:
     localrule: True
     conda:
         ENV
+    params:
+        on_no_complete_trial=lambda w: ub_config.on_no_complete_trial(config, w.method),
     script:
         "../scripts/select_best.py"
 

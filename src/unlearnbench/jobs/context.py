@@ -21,6 +21,11 @@ class DeviceContext:
         self.precision = runtime.resolve_precision(precision, self.device)
         runtime.setup(threads, self.device)
 
+    def conditions(self) -> dict:
+        """What a metrics JSON records of the job's set-up: the device type and the
+        precision that `device` and `precision: auto` resolved to."""
+        return {"device": self.device.type, "precision": self.precision}
+
 
 class Context(DeviceContext):
     """Everything a model job needs: the dataset's splits on the device, the spec, the

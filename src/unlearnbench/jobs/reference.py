@@ -32,7 +32,7 @@ def train_reference(ctx: Context, model: str, kind: str, seed: int, recipe: dict
                     desc=f"{kind} {model} seed {seed}")
     check_finite_weights(net, f"the {kind} {model} of seed {seed}")
     io.save_state(out_model, net, {"dataset": ctx.dataset, "model": model, "kind": kind, "seed": seed})
-    metrics = {**ctx.evaluate(net), "seconds": seconds}
+    metrics = {**ctx.evaluate(net), "seconds": seconds, "hp_source": "recipe", **ctx.conditions()}
     io.write_json(out_info, {"seconds": seconds, "epochs": recipe["epochs"], "recipe": recipe,
                              "device": str(ctx.device), "precision": ctx.precision,
                              "train_size": len(ctx.training_split(kind))})

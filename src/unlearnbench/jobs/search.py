@@ -126,14 +126,40 @@ def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap
     done = trials[trials["state"] == "COMPLETE"]
     print(f"{name}: {len(done)} complete of {len(trials)} trials; mean {done['seconds'].mean():.2f} s "
           f"per complete trial")
+    failures = failure_summary(frame)
+    if failures:
+        print(f"{name}: trials that did not complete: {failures}")
     return frame
+
+
+REASON_COLUMN = "user_attrs_reason"
+
+
+def failure_summary(frame: pd.DataFrame) -> str:
+    """'3 FAIL (FloatingPointError: the unlearned model diverged ...), 1 PRUNED (...)':
+    the trials of a trials CSV that did not complete, counted by state and reason."""
+    failed = frame[frame["state"] != "COMPLETE"]
+    if failed.empty:
+        return ""
+    reasons = failed[REASON_COLUMN] if REASON_COLUMN in failed else pd.Series("", index=failed.index)
+    keys = pd.DataFrame({"state": failed["state"], "reason": reasons.fillna("").astype(str).str.slice(0, 160)})
+    counts = keys.groupby(["state", "reason"], sort=False).size()
+    return "; ".join(f"{n} {state}" + (f" ({reason})" if reason else "") for (state, reason), n in counts.items())
 
 
 _CSV = re.compile(r"(?P<dataset>[^/]+)/(?P<model>[^/]+)/search/(?P<method>[^/]+)/seed(?P<seed>\d+)\.csv$")
 
 
-def select_best_job(csvs: Sequence, out_json, method: str | None = None) -> dict:
-    """best.json of one (dataset, model, method) from its per-seed trials CSVs."""
+def select_best_job(csvs: Sequence, out_json, method: str | None = None,
+                    on_no_complete_trial: str = "fail") -> dict:
+    """best.json of one (dataset, model, method) from its per-seed trials CSVs.
+
+    A study (search seed) without a complete trial fails the job with its trials'
+    failure reasons, unless `on_no_complete_trial` is "defaults": then the choice is
+    made among the studies that completed a trial, and when none did the final runs
+    use the method defaults (best.json "hp_source": "defaults", trial null)."""
+    if on_no_complete_trial not in ("fail", "defaults"):
+        raise ValueError(f"on_no_complete_trial must be 'fail' or 'defaults', got {on_no_complete_trial!r}")
     frames, paths, where = {}, {}, {}
     for path in csvs:
         match = _CSV.search(Path(path).as_posix())
@@ -143,14 +169,29 @@ def select_best_job(csvs: Sequence, out_json, method: str | None = None) -> dict
         paths[int(where["seed"])] = Path(path).as_posix()
         frames[int(where["seed"])] = read_trials(path)
     method = method or where.get("method")
-    try:
-        best = select_best(frames, method)
-    except ValueError as err:  # no study of any seed completed a trial (e.g. every one diverged)
-        print(f"WARNING: {err}; the final runs use the method defaults")
-        best = {"method": method, "params": {}, "seed": None, "trial": None, "norm": None, "objectives": None}
+    empty = {s: failure_summary(f) or "no trials" for s, f in sorted(frames.items())
+             if not (f["state"] == "COMPLETE").any()}
+    for seed, failures in empty.items():
+        print(f"{paths[seed]}: no complete trial: {failures}")
+    if empty and on_no_complete_trial == "fail":
+        raise SearchError(
+            f"{where.get('dataset')}/{where.get('model')}/{method}: the studies of search seed(s) "
+            f"{', '.join(map(str, empty))} hold no complete trial ("
+            + "; ".join(f"seed {s}: {r}" for s, r in empty.items())
+            + "). The reasons of every trial are in its study's log and trials CSV (column "
+            f"{REASON_COLUMN}). Fix the cause and rerun (the studies resume), or set "
+            f"search.on_no_complete_trial: {{{method}: defaults}} to run the method with its defaults, "
+            "flagged [defaults] in every table.")
+    if len(empty) == len(frames):  # on_no_complete_trial: defaults, and no study completed a trial
+        print(f"WARNING: no complete trial for {method}; the final runs use the method defaults "
+              "(hp_source 'defaults')")
+        best = {"method": method, "params": {}, "seed": None, "trial": None, "norm": None, "objectives": None,
+                "hp_source": "defaults"}
         io.write_json(out_json, {**best, "search_seeds": sorted(frames), "dataset": where.get("dataset"),
-                                 "model": where.get("model"), "source": "method defaults: no complete trial"})
+                                 "model": where.get("model"), "source": "method defaults: no complete trial",
+                                 "failures": {str(s): r for s, r in empty.items()}})
         return best
+    best = select_best(frames, method)
     if any(isinstance(v, float) and v.is_integer() for v in best["params"].values()):
         # An int parameter read back as float (its CSV column has gaps): the method's
         # defaults say which are ints. Imported only here: the registry pulls in torch.
@@ -165,6 +206,8 @@ def select_best_job(csvs: Sequence, out_json, method: str | None = None) -> dict
         "search_seeds": sorted(frames),
         "complete_trials": {str(s): int((f["state"] == "COMPLETE").sum()) for s, f in sorted(frames.items())},
         "source": f"{paths[best['seed']]} trial {best['trial']}",
+        "hp_source": "search",
+        **({"failures": {str(s): r for s, r in empty.items()}} if empty else {}),
     })
     io.write_json(out_json, best)
     print(best)

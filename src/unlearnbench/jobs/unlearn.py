@@ -22,7 +22,8 @@ def unlearn_and_evaluate(ctx: Context, model: str, method: str, seed: int, hp: d
     generator = runtime.seed_everything(seed)
     net, seconds = methods.run(method, net, ctx.splits, ctx.spec.num_classes, hp, generator,
                                 ctx.precision)
-    metrics = {**ctx.evaluate(net), "seconds": seconds, "hyperparameters": methods.hyperparameters(method, hp)}
+    metrics = {**ctx.evaluate(net), "seconds": seconds, "hyperparameters": methods.hyperparameters(method, hp),
+               **ctx.conditions()}
     if out_model:
         io.save_state(out_model, net, {"dataset": ctx.dataset, "model": model, "method": method, "seed": seed})
     io.write_json(out_metrics, metrics)
@@ -40,16 +41,18 @@ def unlearn_copy(ctx: Context, original: torch.nn.Module, method: str, hp: dict,
 def chosen_hyperparameters(method: str, method_params: Mapping | None = None, best_json=None) -> tuple[dict, dict]:
     """The overrides of the method defaults for a final unlearning run, and where they
     came from: the search's chosen trial wins over `method_params`, which win over the
-    defaults."""
+    defaults. The source's "hp_source" is "config" without a search, "search" with a
+    chosen trial, "defaults" when the search completed no trial (best.json without one)."""
     overrides = dict(method_params or {})
     if best_json is None:
-        return overrides, {"from": "method_params" if overrides else "defaults"}
+        return overrides, {"from": "method_params" if overrides else "defaults", "hp_source": "config"}
     best = io.read_json(best_json)
     if best.get("method") not in (None, method):
         raise io.CorruptFileError(f"{best_json} holds the choice for {best['method']!r}, not {method!r}")
     overrides.update(best["params"])
+    hp_source = "defaults" if best.get("trial") is None else "search"
     return overrides, {"from": "search", "file": Path(best_json).as_posix(), "search_seed": best["seed"],
-                       "trial": best["trial"], "norm": best["norm"]}
+                       "trial": best["trial"], "norm": best["norm"], "hp_source": hp_source}
 
 
 def unlearn_job(ctx, model: str, method: str, seeds: Sequence[int], method_params, originals: Sequence,
@@ -69,6 +72,7 @@ def unlearn_job(ctx, model: str, method: str, seeds: Sequence[int], method_param
             metrics = unlearn_and_evaluate(ctx, model, method, int(seed), hp, originals[i], tmp,
                                            out_models[i] if out_models else None)
             metrics["hyperparameters_source"] = source
+            metrics["hp_source"] = source["hp_source"]
             tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         results.append(metrics)
     return results
