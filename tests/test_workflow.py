@@ -76,6 +76,9 @@ def test_outputs_exist_and_results_make_sense(finished):
                  "results/digits/smallcnn/unlearned/ft/seed1.safetensors", "logs/digits/smallcnn/unlearn/ft.log"]:
         assert (finished / path).stat().st_size > 0, path
     assert not list(finished.glob("results/**/*.tmp")), "temporary files left behind"
+    assert {"diverged", "nonfinite_fraction", "hp_source", "device", "precision"} <= set(metrics.columns)
+    assert set(metrics["hp_source"]) == {"recipe", "config"} and set(metrics["device"]) == {"cpu"}
+    assert (finished / "results/provenance.json").stat().st_size > 0
     for log in (finished / "logs").rglob("*.log"):
         assert log.read_text().strip(), f"empty log {log}"
     train_log = (finished / "logs/digits/smallcnn/original/seed0.log").read_text()
@@ -92,7 +95,7 @@ def test_changing_one_method_reruns_only_its_jobs(finished):
     out = snakemake(finished, "-n", "--configfile", "changed.yaml")
     counts = job_counts(out.stdout)
     assert counts.pop("unlearn") == 1 and counts.pop("metrics") == 1 and counts.pop("all") == 1, out.stdout
-    assert counts and all(rule.startswith(("table_", "figure_")) for rule in counts), counts
+    assert counts and all(rule.startswith(("table_", "figure_")) or rule == "provenance" for rule in counts), counts
     outputs = [o for line in re.findall(r"output: (.+)", out.stdout) for o in line.split(", ")]
     assert {"results/digits/smallcnn/metrics/ft/seed0.json", "results/digits/smallcnn/metrics/ft/seed1.json"} <= set(outputs)
     assert not [o for o in outputs if "/metrics/ga/" in o or "/metrics/ct/" in o]
