@@ -288,6 +288,7 @@ def test_search_rules_on_a_tiny_config(tmp_path):
     metrics = json.loads((tmp_path / "results/digits/smallcnn/metrics/ft/seed0.json").read_text())
     best = json.loads((base / "ft" / "best.json").read_text())
     assert metrics["hyperparameters_source"]["from"] == "search"
+    assert metrics["hp_source"] == best["hp_source"] == "search"
     assert metrics["hyperparameters_source"]["trial"] == best["trial"]
     assert {k: metrics["hyperparameters"][k] for k in best["params"]} == best["params"]
 
