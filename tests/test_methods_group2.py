@@ -436,11 +436,12 @@ def test_rni_resets_classifier_and_perturbs_chosen_tensors_once():
     for epoch in record:
         assert len(epoch["chosen"]) == 9 and not any("bn" in n for n in epoch["chosen"])
         assert epoch["trained"] == epoch["chosen"] + bn
-        assert set(epoch["noised"]) <= set(epoch["chosen"])
-    assert record[0]["noised"] == []  # before reset_epoch
-    assert len(record[1]["noised"]) == int(0.7 * 9) == 6
-    assert not set(record[1]["noised"]) & set(record[2]["noised"])
-    assert len(record[2]["noised"]) == min(6, len(set(record[2]["chosen"]) - set(record[1]["noised"])))
+        assert set(epoch["noised"]) <= set(epoch["drawn"]) <= set(epoch["chosen"])
+    assert record[0]["drawn"] == record[0]["noised"] == []  # before reset_epoch
+    for e in (1, 2):  # int(0.7 x 9) drawn, then those trained in an earlier epoch skipped
+        assert len(record[e]["drawn"]) == int(0.7 * 9) == 6
+        earlier = set().union(*(r["trained"] for r in record[:e]))
+        assert record[e]["noised"] == [n for n in record[e]["drawn"] if n not in earlier]
     after = snapshot(out)
     params = {n for n, _ in out.named_parameters()}
     noised = set(record[1]["noised"]) | set(record[2]["noised"])

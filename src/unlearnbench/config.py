@@ -148,10 +148,6 @@ def validate_ulira(config: dict) -> dict:
     if u["methods"] == "all":
         u["methods"] = methods.names()
     _check_names("ulira.methods", u["methods"], methods.names())
-    if u["forget_sets"] * u["forget_fraction"] > 1 + 1e-9:
-        raise ConfigError(f"config error at ulira: {u['forget_sets']} disjoint forget sets of "
-                          f"{u['forget_fraction']} of the IN half do not fit (forget_sets x forget_fraction "
-                          "must be <= 1)")
     if u["target_splits"] == "all":
         u["target_splits"] = list(range(u["splits"]))
     bad = [k for k in u["target_splits"] if k >= u["splits"]]

@@ -1,7 +1,7 @@
 """Model registry: resnet18 (torchvision, ImageNet stem), tinyvit11m (timm), smallcnn.
 
-`blocks(model)` lists the model's stages (the "blocks" CF-k and EU-k count from the
-end) and `classifier(model)` its final linear layer's module.
+`blocks(model)` lists the model's blocks (those CF-k and EU-k count from the end, as
+the reference partitions them) and `classifier(model)` its final Linear layer.
 """
 
 from __future__ import annotations
@@ -91,24 +91,32 @@ def build(name: str, num_classes: int, image_size: int = 32, seed: int | None = 
 
 
 def blocks(model: nn.Module) -> list[nn.Module]:
-    """The model's stages, first to last."""
+    """The model's blocks, first to last: ResNet/SmallCNN `layer1..4`; for TinyViT the
+    reference's 3 attention stages (its `BasicLayer`s, the convolutional stage is never a
+    block), each with the patch merging that ends it in the reference. timm puts patch
+    merging at the start of a stage instead, so on timm's model block i is
+    stages[i].blocks + stages[i + 1].downsample (i = 1, 2) and block 3 is stages[3].blocks;
+    timm's stages[1].downsample ends the reference's conv stage and is in no block.
+    docs/reference.md, TinyViT row."""
     if hasattr(model, "stages"):  # timm TinyViT
-        return list(model.stages)
+        stages = model.stages
+        return [nn.ModuleList([stages[1].blocks, stages[2].downsample]),
+                nn.ModuleList([stages[2].blocks, stages[3].downsample]),
+                stages[3].blocks]
     return [getattr(model, f"layer{i}") for i in range(1, 5) if hasattr(model, f"layer{i}")]
 
 
-def classifier(model: nn.Module) -> nn.Module:
-    """The module holding the final classification layer (ResNet/SmallCNN `fc`, TinyViT `head`)."""
+def classifier(model: nn.Module) -> nn.Linear:
+    """The final classification layer: ResNet/SmallCNN `fc`; TinyViT's Linear `head.fc`
+    alone (the reference's `head`; its LayerNorm before it is the reference's separate
+    `norm_head`, not part of the classifier)."""
     if hasattr(model, "fc") and isinstance(model.fc, nn.Linear):
         return model.fc
-    if hasattr(model, "head"):
-        return model.head
+    if hasattr(model, "head") and isinstance(getattr(model.head, "fc", None), nn.Linear):
+        return model.head.fc
     raise TypeError(f"no classifier found on {type(model).__name__}")
 
 
 def classifier_linear(model: nn.Module) -> nn.Linear:
-    """The final nn.Linear itself (inside TinyViT's head it is `head.fc`)."""
-    head = classifier(model)
-    if isinstance(head, nn.Linear):
-        return head
-    return head.fc
+    """The final nn.Linear itself (the same module as `classifier`)."""
+    return classifier(model)

@@ -340,10 +340,11 @@ class _Projection:
     with the given value moved into the distribution (clipped into [low, high], onto the
     step, the nearest choice), so conditional spaces see the projected values of the
     parameters they depend on. `params` collects the answers; a parameter without a
-    given value (or a non-numeric value outside the choices) is left out of them."""
+    given value (or a non-numeric value outside the choices) is left out of them. A
+    per-epoch list (RNI's reference fine_lr) is projected from its first entry."""
 
     def __init__(self, values: Mapping):
-        self.values = values
+        self.values = {k: v[0] if isinstance(v, (list, tuple)) and v else v for k, v in values.items()}
         self.params: dict = {}
 
     def suggest_float(self, name, low, high, *, step=None, log=False):
@@ -399,8 +400,9 @@ def with_defaults_row(frame: pd.DataFrame, result: Mapping, defaults: Mapping) -
            ATTR_PREFIX + "start": "method defaults",
            **{ATTR_PREFIX + k: v for k, v in result["user_attrs"].items()}}
     for column in frame.columns:
-        if column.startswith(PARAM_PREFIX) and column[len(PARAM_PREFIX):] in defaults:
-            row[column] = defaults[column[len(PARAM_PREFIX):]]
+        value = defaults.get(column[len(PARAM_PREFIX):]) if column.startswith(PARAM_PREFIX) else None
+        if value is not None and not isinstance(value, (list, tuple)):  # a list default stays a default
+            row[column] = value
     head = pd.DataFrame([row])
     columns = list(frame.columns) + [c for c in head.columns if c not in frame.columns]
     return pd.concat([head, frame], ignore_index=True)[columns]

@@ -1,13 +1,14 @@
 """U-LiRA, the per-example unlearning likelihood-ratio attack (PAPER.md §6).
 
-Design. From the official train part of a dataset, a fixed fraction (5 %) is held out
-as validation (seed 123); the rest is the attack pool. Split k (k = 0..K-1) permutes
-the pool with seed k: the first half of the permutation is the IN half, the rest the
-OUT half. The F forget sets of split k are consecutive, disjoint slices of that same
-permutation, each ceil(forget_fraction x |IN|) examples (so F x forget_fraction <= 1);
-the retain set of (k, f) is the IN half minus forget set f. (When rounding up would
-overflow the IN half, e.g. 10 sets of 10 % of 683, the size is floor(|IN| / F).) Memberships are arrays:
-`in_mask` (K, N) and `forget_mask` (K, F, N), N = pool size.
+Design, the reference's index for index (its pipeline/lira/step_1_lira_generate_splits.py;
+docs/reference.md, U-LiRA rows). The official train part is permuted with
+default_rng(123); the last 5 % of that order are the fixed validation set, the rest, in
+that order, the attack pool. Split k permutes the pool with default_rng(k): the first
+ceil(N / 2) are the IN half, the rest the OUT half. Forget set f of split k permutes
+split k's IN half (in split k's order) with default_rng(f) and takes its last
+ceil(forget_fraction x |IN|) examples: the F forget sets of a split are independent
+draws and may overlap. The retain set of (k, f) is the IN half minus forget set f.
+Memberships are arrays: `in_mask` (K, N) and `forget_mask` (K, F, N), N = pool size.
 
 Statistic. The logit-scaled confidence phi = log p_y - log(sum_{j != y} p_j), which
 equals z_y - logsumexp_{j != y} z_j for logits z: computed in float64 from the logits,
@@ -26,8 +27,9 @@ left out of the fits by subtraction.
 
 Scoring. A target model (k, f) is scored on the examples of its forget set (label 1,
 forgotten) and of its split's OUT half (label 0, never seen), with the fits over the
-other splits (`holdout=True`; `holdout=False` is the reference implementation's
-design, which fits on the scored models too). The log likelihood ratio is
+other splits (`holdout=True`; `holdout=False` fits on the scored models too, as the
+reference does; with the `correctness` statistic, `score_reference` replicates the
+reference's procedure exactly). The log likelihood ratio is
 llr = log L_f - log L_n and the membership probability P = L_f / (L_f + L_n) =
 sigmoid(llr). Metrics rank by llr, which orders pairs exactly as P does without
 saturating at 0 and 1.
@@ -112,33 +114,34 @@ def save_npz_compressed(path, **arrays) -> None:
 
 
 def forget_size(n_in: int, forget_fraction: float) -> int:
-    """Forget-set size: the held-out part rounds up, as everywhere in the project."""
+    """Forget-set size: the held-out part rounds up, as everywhere in the project (the
+    reference rounds down; the same at the paper's sizes)."""
     return math.ceil(forget_fraction * n_in - 1e-9)
 
 
 def make_design(n_train: int, labels: np.ndarray, n_splits: int, n_forget_sets: int,
                 val_fraction: float = 0.05, forget_fraction: float = 0.1, seed: int = SPLIT_SEED) -> Design:
     """PAPER.md §6's design over the first `n_train` examples of a dataset pool (its
-    official train part); `labels` are the labels of those examples (or of the whole pool)."""
+    official train part), drawn as the reference draws it (module docstring); `labels`
+    are the labels of those examples (or of the whole pool)."""
     if n_splits < 1 or n_forget_sets < 1:
         raise ValueError("need at least one split and one forget set")
-    train = np.arange(n_train, dtype=np.int64)
-    order = np.random.RandomState(seed).permutation(n_train)
+    order = np.random.default_rng(seed).permutation(n_train).astype(np.int64)
     n_val = math.ceil(val_fraction * n_train - 1e-9)
-    val, pool = np.sort(train[order[:n_val]]), np.sort(train[order[n_val:]])
+    pool, val = order[:n_train - n_val], np.sort(order[n_train - n_val:])
     n = len(pool)
-    n_in = n // 2
-    n_forget = min(forget_size(n_in, forget_fraction), n_in // n_forget_sets)  # rounding up must still fit
-    if n_forget < 1 or forget_fraction * n_forget_sets > 1 + 1e-9:
-        raise ValueError(f"{n_forget_sets} disjoint forget sets of {forget_fraction} of an IN half of {n_in} "
-                         "do not fit (forget_sets x forget_fraction must be <= 1)")
+    n_in = n - n // 2  # the reference's train_size = len - int(len x 0.5)
+    n_forget = forget_size(n_in, forget_fraction)
+    if not 1 <= n_forget < n_in:
+        raise ValueError(f"a forget set of {forget_fraction} of an IN half of {n_in} examples holds {n_forget}: "
+                         "it must hold at least one example and leave a retain set")
     in_mask = np.zeros((n_splits, n), dtype=bool)
     forget_mask = np.zeros((n_splits, n_forget_sets, n), dtype=bool)
     for k in range(n_splits):
-        perm = np.random.default_rng(k).permutation(n)  # seed = split index
-        in_mask[k, perm[:n_in]] = True
-        for f in range(n_forget_sets):
-            forget_mask[k, f, perm[f * n_forget:(f + 1) * n_forget]] = True
+        in_half = np.random.default_rng(k).permutation(n)[:n_in]  # seed = split index
+        in_mask[k, in_half] = True
+        for f in range(n_forget_sets):  # seed = forget-set index, the same in every split
+            forget_mask[k, f, in_half[np.random.default_rng(f).permutation(n_in)[n_in - n_forget:]]] = True
     labels = np.asarray(labels, dtype=np.int64)
     return Design(pool, val, labels[pool], labels[val], in_mask, forget_mask)
 
@@ -320,6 +323,56 @@ def score(values: np.ndarray, design: Design, min_samples: int = 32, targets: Se
             llr[k, f, sel] = r[sel]
             p[k, f, sel] = prob[sel]
     return Scores(label, llr, p, n_f, n_n, own, dropped, np.asarray(targets, dtype=np.int64))
+
+
+def score_reference(values: np.ndarray, design: Design, targets: Sequence[int] | None = None) -> Scores:
+    """The reference's procedure (munl/lira/consolidate_predictions.py), used for
+    `statistic: correctness` with `holdout: false`: per example, the mean and the
+    population standard deviation (ddof 0, no global fallback, no floor) of its values
+    over every model that forgot it and over every model that never saw it, fitted on
+    all models including the scored ones; P = pdf_f / (pdf_f + pdf_n) with
+    scipy.stats.norm.pdf, for the forgotten cases only (label 1; no never-seen case is
+    scored, so the metrics that need both sides are NaN). Where scipy's pdf is undefined
+    (a standard deviation of 0, or a side with no value) the reference's P is NaN: that
+    pair is left unscored and counted in `dropped`. Targets: the splits whose models'
+    forgotten cases are scored (all when None)."""
+    from scipy.stats import norm
+
+    values = np.asarray(values, dtype=np.float64)
+    k_, f_, n_ = values.shape
+    if (k_, n_) != design.in_mask.shape or f_ != design.n_forget_sets:
+        raise ValueError(f"values of shape {values.shape} do not fit the design "
+                         f"({design.n_splits} splits x {design.n_forget_sets} forget sets x {design.n_pool})")
+    targets = list(range(k_)) if targets is None else [int(t) for t in targets]
+    forgotten = design.forget_mask
+    never = np.broadcast_to(~design.in_mask[:, None, :], values.shape)
+
+    def moments(mask):
+        count = mask.sum(axis=(0, 1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(mask, values, 0.0).sum(axis=(0, 1)) / count
+            var = np.where(mask, (values - mean) ** 2, 0.0).sum(axis=(0, 1)) / count
+        return count, mean, np.sqrt(var)
+
+    n_f, mean_f, std_f = moments(forgotten)
+    n_n, mean_n, std_n = moments(never)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        pdf_f = norm.pdf(values, mean_f, std_f)
+        pdf_n = norm.pdf(values, mean_n, std_n)
+        p_all = pdf_f / (pdf_f + pdf_n)
+        llr_all = np.log(pdf_f) - np.log(pdf_n)
+    defined = np.isfinite(p_all)
+    chosen = np.zeros(k_, dtype=bool)
+    chosen[targets] = True
+    scored = forgotten & defined & chosen[:, None, None]
+    label = np.where(scored, 1, -1).astype(np.int8)
+    llr = np.where(scored, llr_all, np.nan).astype(np.float32)
+    p = np.where(scored, p_all, np.nan).astype(np.float32)
+    dropped = (forgotten & ~defined & chosen[:, None, None]).sum(2).astype(np.int32)
+    fit_f = np.broadcast_to(n_f, (k_, n_)).astype(np.int32)
+    fit_n = np.broadcast_to(n_n, (k_, n_)).astype(np.int32)
+    own = np.ones((k_, 2, n_), dtype=bool)
+    return Scores(label, llr, p, fit_f, fit_n, own, dropped, np.asarray(targets, dtype=np.int64))
 
 
 # ----------------------------------------------------------------------------- metrics
