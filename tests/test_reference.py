@@ -236,3 +236,54 @@ def test_correctness_without_holdout_is_the_reference_procedure():
     assert m["n_unscored"] == n_nan and np.isnan(m["auc"])
     assert m["mean_p_forgotten"] == pytest.approx(np.mean([p for c in expected.values() for _, p in c
                                                            if not np.isnan(p)]), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- KDE (kgltop6.py)
+
+
+class RecordingSplit(Split):
+    def __init__(self, base: Split):
+        super().__init__(base.images, base.labels, base.spec)
+        self.shuffles = []
+
+    def batches(self, batch_size, shuffle=True, generator=None, augment_data=False):
+        self.shuffles.append(shuffle)
+        return super().batches(batch_size, shuffle=shuffle, generator=generator, augment_data=augment_data)
+
+
+def test_kde_warm_up_reads_the_validation_set_in_order():
+    """kgltop6 warms up on val_loader, which default_loaders builds with shuffle False."""
+    splits = {"retain": RecordingSplit(split(16, 1)), "forget": split(8, 2), "val": RecordingSplit(split(16, 3))}
+    data = UnlearnData.restricted("kde", methods.get("kde").READS, splits, C)
+    hp = methods.hyperparameters("kde", {"epochs": 2, "retain_epochs": 1, "batch_size": 8})
+    methods.get("kde").unlearn(models.build("smallcnn", C, seed=0), data, hp, torch.Generator().manual_seed(0))
+    assert splits["val"].shuffles == [False, False] and splits["retain"].shuffles == [True]
+
+
+# ----------------------------------------------------------------------------- CF-k / EU-k lr (scrub_utils.fk_finetune)
+
+
+def reference_lr_factors(epochs: int, decay: float) -> list[float]:
+    """fk_finetune: adjust_learning_rate(epoch, ...) with the 0-based epoch; steps =
+    sum(epoch > milestone) over int(0.5E), int(0.8E), int(0.9E)."""
+    milestones = np.asarray([int(epochs * 0.5), int(epochs * 0.8), int(epochs * 0.9)])
+    return [decay ** int(np.sum(epoch > milestones)) for epoch in range(epochs)]
+
+
+@pytest.mark.parametrize("name", ["cfk", "euk"])
+@pytest.mark.parametrize("epochs, factors", [(1, [1]), (2, [1, 1]), (3, [1, 1, 0.5]), (5, [1, 1, 1, 0.5, 0.5]),
+                                             (10, [1] * 6 + [0.5] * 3 + [0.25])])
+def test_cfk_euk_lr_per_epoch(name, epochs, factors, monkeypatch):
+    assert reference_lr_factors(epochs, 0.5) == factors
+    seen = []
+    step = torch.optim.SGD.step
+
+    def recording_step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recording_step)
+    hp = methods.hyperparameters(name, {"epochs": epochs, "batch_size": 24, "lr": 0.1, "decay_rate": 0.5})
+    methods.get(name).unlearn(models.build("smallcnn", C, seed=0), data_for(name, 24), hp,
+                              torch.Generator().manual_seed(0))
+    assert seen == pytest.approx([0.1 * f for f in factors])  # one step per epoch (24 retain examples)

@@ -67,9 +67,9 @@ def unlearn(model, data, hp, generator):
         reset_parameters(module, generator)
 
     optimizer = sgd(model.parameters(), hp["lr"], hp["momentum"], hp["weight_decay"])
-    for _ in range(int(hp["epochs"])):  # warm-up on D_v
+    for _ in range(int(hp["epochs"])):  # warm-up on D_v, in order: the reference's val loader does not shuffle
         model.train()
-        for x, _y in data.val.batches(bs, shuffle=True, generator=generator):
+        for x, _y in data.val.batches(bs, shuffle=False):
             with torch.no_grad():
                 t = teacher(x)
             loss = distill_kl(model(x), t, temperature)
