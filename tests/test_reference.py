@@ -5,6 +5,7 @@ checks the project against it."""
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from unlearnbench.attacks import ulira
 from unlearnbench.batches import Split
 from unlearnbench.data import get_spec
 from unlearnbench.methods import UnlearnData, rni
+
+REPO = Path(__file__).resolve().parents[1]
 
 C = 10
 SPEC = get_spec("digits")
@@ -287,3 +290,84 @@ def test_cfk_euk_lr_per_epoch(name, epochs, factors, monkeypatch):
     methods.get(name).unlearn(models.build("smallcnn", C, seed=0), data_for(name, 24), hp,
                               torch.Generator().manual_seed(0))
     assert seen == pytest.approx([0.1 * f for f in factors])  # one step per epoch (24 retain examples)
+
+
+# ----------------------------------------------------------------------------- U-LiRA cap (suggestor.py, lira=True)
+
+
+def test_ulira_epoch_cap_under_the_paper_config():
+    """get_num_epochs_suggestion with lira: ceil(0.2 x 91) = 19, not the main cap 37."""
+    from unlearnbench import config
+
+    cfg = config.validate_ulira(config.load(REPO / "configs" / "paper.yaml"))
+    assert config.ulira_recipe(cfg)["epochs"] == 91
+    assert config.ulira_epoch_cap(cfg) == 19 and config.epoch_cap(cfg, "cifar10") == 37
+
+
+def test_the_main_searchs_choice_is_capped_for_ulira():
+    """A choice made under the main cap (37) has its epoch counts moved under U-LiRA's 19;
+    every other value stays."""
+    from unlearnbench import search
+
+    chosen = {"epochs": 30, "fine_epochs": 25, "reset_epoch": 3, "lr": 0.05, "weight_decay": 1e-3, "batch_size": 128,
+              "fine_lr": 2e-3, "fine_weight_decay": 1e-4, "noise_ratio": 0.4, "origin_noise": 0.2}
+    capped = search.within_cap(rni.search_space, chosen, 19)
+    assert capped == {**chosen, "epochs": 19, "fine_epochs": 19}
+    assert search.within_cap(rni.search_space, {**chosen, "epochs": 10}, 19) == {**chosen, "epochs": 10,
+                                                                                  "fine_epochs": 19}
+
+
+# ----------------------------------------------------------------------------- U-LiRA shadow initialisation
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_shadow_models_share_their_initialisation(shared, tmp_path, monkeypatch):
+    """The reference loads model seed 0 for every shadow model: the originals and
+    retrained models of both forget sets of a split start from the same weights, those
+    of models.build(seed=0). With shared_init false each (split, forget set) has its own."""
+    from unlearnbench import ulira_jobs
+
+    ulira_jobs.write_design("digits", tmp_path / "splits.npz", 2, 2)
+    ctx = ulira_jobs.ShadowContext("digits", tmp_path / "splits.npz", device="cpu", threads=1)
+    starts = []
+
+    def no_training(net, data, recipe, generator, precision, desc=""):
+        starts.append((desc, {k: v.clone() for k, v in net.state_dict().items()}))
+        return 0.0
+
+    monkeypatch.setattr(ulira_jobs, "train", no_training)
+    ulira_jobs.train_shadow_split(ctx, "smallcnn", 1, {"epochs": 1}, tmp_path / "o.npz", tmp_path / "r.npz",
+                                  tmp_path / "w.safetensors", shared_init=shared)
+    assert [d for d, _ in starts] == [f"{k} split 1 forget set {f}" for f in (0, 1) for k in ("original", "retrained")]
+    seed0 = models.build("smallcnn", ctx.spec.num_classes, ctx.spec.image_size, seed=0).state_dict()
+
+    def same(a, b):
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    (_, o0), (_, r0), (_, o1), (_, r1) = starts
+    assert same(o0, r0) and same(o1, r1)  # original and retrained of one forget set: one start
+    assert same(o0, o1) == shared and same(o0, seed0) == shared
+
+
+# ----------------------------------------------------------------------------- NG+ (neggradplus.py)
+
+
+def test_ngplus_replays_the_epochs_forget_pass(monkeypatch):
+    """zip(retain_loader, cycle(forget_loader)): 24 retain and 8 forget examples in
+    batches of 4 give 6 steps per epoch; the forget batches of steps 3..5 are those of
+    steps 1..3 again, in order (no reshuffle within an epoch)."""
+    from unlearnbench.methods import ngplus
+
+    forget = split(8, 2)
+    forget.labels = torch.arange(8) + 100  # labels that tell the forget batches apart (the loss below ignores them)
+    seen = []
+    monkeypatch.setattr(ngplus.F, "cross_entropy", lambda z, y: (seen.append(y.clone()), z.sum() * 0)[1])
+    splits = {"retain": split(24, 1), "forget": forget, "val": split(8, 3)}
+    data = UnlearnData.restricted("ngplus", methods.get("ngplus").READS, splits, C)
+    hp = methods.hyperparameters("ngplus", {"epochs": 2, "batch_size": 4})
+    ngplus.unlearn(models.build("smallcnn", C, seed=0), data, hp, torch.Generator().manual_seed(0))
+    forget_seen = [tuple(y.tolist()) for y in seen if y.min() >= 100]
+    assert len(forget_seen) == 12
+    first, second = forget_seen[:6], forget_seen[6:]
+    assert first[2:] == first[:2] * 2 and second[2:] == second[:2] * 2
+    assert sorted(sum(first[:2], ())) == list(range(100, 108))

@@ -174,3 +174,9 @@ def ulira_recipe(config: dict) -> dict:
     u = config["ulira"]
     base = recipe(config, u["dataset"])
     return {**base, "epochs": u["epochs"] or -(-base["epochs"] // 2)}
+
+
+def ulira_epoch_cap(config: dict) -> int:
+    """E_max of U-LiRA's unlearning: ceil(0.2 x the shadow models' epochs) (19 for 91),
+    as the reference's search with lira=True (docs/reference.md, U6)."""
+    return -(-ulira_recipe(config)["epochs"] // 5)

@@ -390,6 +390,13 @@ def defaults_in_space(space: Callable, hp: Mapping, epoch_cap: int) -> dict:
     return probe.params
 
 
+def within_cap(space: Callable, hp: Mapping, epoch_cap: int) -> dict:
+    """`hp` (a search's choice) with every parameter whose range the cap bounds moved
+    under `epoch_cap`; the others as they were (a choice already lies in its space)."""
+    capped = defaults_in_space(space, hp, epoch_cap)
+    return {**hp, **{k: v for k, v in capped.items() if k in hp}}
+
+
 def with_defaults_row(frame: pd.DataFrame, result: Mapping, defaults: Mapping) -> pd.DataFrame:
     """`frame` with the evaluation of the method defaults first, as trial number -1 (its
     state COMPLETE, FAIL or PRUNED, its params_* the defaults of the parameters the

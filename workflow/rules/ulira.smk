@@ -50,6 +50,7 @@ rule ulira_shadow:
         mem_mb=memory,
     params:
         recipe=lambda w: ub_config.ulira_recipe(config),
+        shared_init=ULIRA["shared_init"],
         data=lambda w: data_options(),
         runtime=lambda w: runtime_options(),
     script:
@@ -75,6 +76,8 @@ rule ulira_unlearn:
         mem_mb=memory,
     params:
         hp=lambda w: config["method_params"].get(w.method, {}),
+        # the main search's choice (no U-LiRA search) is capped at U-LiRA's E_max
+        epoch_cap=lambda w: None if ULIRA_SEARCH else ub_config.ulira_epoch_cap(config),
         data=lambda w: data_options(),
         runtime=lambda w: runtime_options(),
     script:
@@ -104,7 +107,7 @@ rule ulira_search:
         mem_mb=memory,
     params:
         trials=ULIRA["search_trials"],
-        epoch_cap=lambda w: ub_config.epoch_cap(config, w.dataset),
+        epoch_cap=lambda w: ub_config.ulira_epoch_cap(config),
         hp=lambda w: config["method_params"].get(w.method, {}),
         data=lambda w: data_options(),
         runtime=lambda w: runtime_options(),

@@ -9,4 +9,4 @@ with logging_to(snakemake.log[0]):
     ctx = ShadowContext(w.dataset, snakemake.input.splits, **snakemake.params.data, **snakemake.params.runtime,
                         threads=snakemake.threads)
     train_shadow_split(ctx, w.model, int(w.split), snakemake.params.recipe, snakemake.output.original,
-                       snakemake.output.retrained, snakemake.output.weights)
+                       snakemake.output.retrained, snakemake.output.weights, snakemake.params.shared_init)

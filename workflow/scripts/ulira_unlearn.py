@@ -1,12 +1,17 @@
 """Unlearn the F shadow originals of one split with one method; keep the logit bank."""
 
+from unlearnbench import methods
 from unlearnbench.jobs.ulira import ShadowContext, unlearn_shadow_split
 from unlearnbench.jobs.unlearn import chosen_hyperparameters
 from unlearnbench.logs import logging_to
+from unlearnbench.search import within_cap
 
 w = snakemake.wildcards
 with logging_to(snakemake.log[0]):
     hp, source = chosen_hyperparameters(w.method, snakemake.params.hp, snakemake.input.get("best"))
+    cap = snakemake.params.epoch_cap
+    if cap is not None and source["from"] == "search":  # the main search's choice, made under its own cap
+        hp, source = within_cap(methods.get(w.method).search_space, hp, cap), {**source, "ulira_epoch_cap": cap}
     print(f"hyperparameters from {source}: {hp}")
     ctx = ShadowContext(w.dataset, snakemake.input.splits, **snakemake.params.data, **snakemake.params.runtime,
                         threads=snakemake.threads)

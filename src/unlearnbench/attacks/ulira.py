@@ -146,10 +146,20 @@ def make_design(n_train: int, labels: np.ndarray, n_splits: int, n_forget_sets: 
     return Design(pool, val, labels[pool], labels[val], in_mask, forget_mask)
 
 
+SHARED_INIT_SEED = 0  # the reference loads model seed 0 for every shadow model
+SEARCH_SAMPLER_SEED = 0  # and seeds the sampler of every U-LiRA search study with that model seed
+
+
 def shadow_seed(split: int, forget_set: int, stream: int = 0) -> int:
-    """Deterministic 31-bit seed of (split, forget set): stream 0 = initialisation and
-    training, 1 = unlearning."""
+    """Deterministic 31-bit seed of (split, forget set): stream 0 = training (and the
+    initialisation when it is not shared), 1 = unlearning."""
     return int(np.random.SeedSequence([int(split), int(forget_set), int(stream)]).generate_state(1)[0] >> 1)
+
+
+def init_seed(split: int, forget_set: int, shared: bool = True) -> int:
+    """The model seed a shadow model is initialised from: model seed 0 for all when
+    `shared` (the reference's), else the (split, forget set)'s own."""
+    return SHARED_INIT_SEED if shared else shadow_seed(split, forget_set)
 
 
 # ----------------------------------------------------------------------------- statistics

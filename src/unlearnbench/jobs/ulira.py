@@ -93,16 +93,18 @@ def write_design(dataset: str, out, n_splits: int, n_forget_sets: int, val_fract
 
 
 def train_shadow_split(ctx: ShadowContext, model: str, split: int, recipe: dict, out_original, out_retrained,
-                       out_weights) -> None:
+                       out_weights, shared_init: bool = True) -> None:
     """The original (IN half) and retrained (IN minus forget set) models of every forget
-    set of one split; both start from the initialisation seeded by (split, forget set)."""
+    set of one split; all start from model seed 0's initialisation (`shared_init`, the
+    reference's) or both from the one of (split, forget set); training is seeded by
+    (split, forget set)."""
     d = ctx.design
     banks = {kind: {"logits": [], "val_logits": [], "seconds": [], "accuracy": []} for kind in REFERENCES}
     originals = {}
     for f in range(d.n_forget_sets):
         seed = ulira.shadow_seed(split, f)
         for kind in ("original", "retrained"):
-            net = ctx.new_model(model, seed)
+            net = ctx.new_model(model, ulira.init_seed(split, f, shared_init))
             seconds = train(net, ctx.training_data(split, f, kind), Recipe.from_config(recipe),
                             runtime.seed_everything(seed), ctx.precision, desc=f"{kind} split {split} forget set {f}")
             pool_logits, val_logits = ctx.logits(net)
@@ -113,7 +115,8 @@ def train_shadow_split(ctx: ShadowContext, model: str, split: int, recipe: dict,
                 banks[kind][key].append(value)
             if kind == "original":
                 originals[f] = net
-    info = {"dataset": ctx.dataset, "model": model, "split": split, "recipe": recipe, "device": str(ctx.device)}
+    info = {"dataset": ctx.dataset, "model": model, "split": split, "recipe": recipe, "device": str(ctx.device),
+            "shared_init": bool(shared_init)}
     for kind, out in (("original", out_original), ("retrained", out_retrained)):
         b = banks[kind]
         write_bank(out, np.stack(b["logits"]), np.stack(b["val_logits"]), b["seconds"],
@@ -231,10 +234,12 @@ def search_job(ctx: ShadowContext, model: str, method: str, split: int, n_trials
     fingerprint = hashlib.sha256(json.dumps({
         "dataset": ctx.dataset, "model": model, "method": method, "split": split, "epoch_cap": epoch_cap,
         "method_params": base, "max_batch_size": limit, "original": io.sha256(weights), "retrained": reference,
+        "sampler_seed": ulira.SEARCH_SAMPLER_SEED,
     }, sort_keys=True, default=str).encode()).hexdigest()
     name = f"ulira/{ctx.dataset}/{model}/{method}/split{split}"
+    # One sampler seed for every split's study, as the reference's (docs/reference.md, U8).
     study = ub_search.run_study(objective, methods.get(method).search_space, n_trials,
-                                ub_search.journal_path(out_csv), name, split, epoch_cap, progress,
+                                ub_search.journal_path(out_csv), name, ulira.SEARCH_SAMPLER_SEED, epoch_cap, progress,
                                 fingerprint=fingerprint)
     frame = ub_search.trials_frame(study, n_trials)
     with io.atomic_path(out_csv) as tmp:

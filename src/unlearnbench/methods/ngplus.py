@@ -1,13 +1,15 @@
 """NG+, negative gradient plus: one epoch = one pass over the retain set, each retain
-batch paired with the next batch of the (cycled) forget loader;
+batch paired with the next batch of the forget set, whose one shuffled pass per epoch
+is replayed in the same order when it runs out (itertools.cycle, as the reference);
 loss = alpha CE(retain) - (1 - alpha) CE(forget). Eval mode throughout, so BatchNorm
 statistics stay frozen. SGD, no scheduler. The reference's proximal term has
 lambda = 0 and is left out."""
 
+from itertools import cycle
+
 import torch.nn.functional as F
 
 from ..train import sgd
-from ._loops import cycled_batches
 from ._spaces import base_space
 
 NAME = "ngplus"
@@ -26,9 +28,9 @@ def unlearn(model, data, hp, generator):
     optimizer = sgd(model.parameters(), hp["lr"], hp["momentum"], hp["weight_decay"])
     model.eval()
     for _ in range(int(hp["epochs"])):
-        # A fresh forget pass starts with every epoch; within the epoch it restarts
-        # (reshuffled) whenever it runs out before the retain pass ends.
-        forget_batches = cycled_batches(data.forget, batch_size, generator)
+        # A fresh shuffled forget pass with every epoch; within the epoch, cycle() replays
+        # its batches in the same order whenever it runs out before the retain pass ends.
+        forget_batches = cycle(data.forget.batches(batch_size, shuffle=True, generator=generator))
         for x_r, y_r in data.retain.batches(batch_size, shuffle=True, generator=generator):
             x_f, y_f = next(forget_batches)
             loss = alpha * F.cross_entropy(model(x_r), y_r) - (1.0 - alpha) * F.cross_entropy(model(x_f), y_f)
