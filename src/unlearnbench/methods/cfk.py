@@ -1,8 +1,9 @@
 """CF-k, catastrophic forgetting of the last k blocks: freeze everything but the last k
 blocks and the classifier, then fine-tune on the retain set in eval mode with plain SGD
 (no momentum, no weight decay), CE plus a proximal pull (wd_prox / 2) ||θ - θ_start||²
-towards the starting weights of the trainable tensors, lr decayed by `decay_rate` at
-int(0.5E), int(0.8E), int(0.9E)."""
+towards the starting weights of the trainable tensors, lr multiplied by `decay_rate` once
+per milestone int(0.5E), int(0.8E), int(0.9E) that the 0-based epoch exceeds (as the
+reference; E = 3 runs at lr, lr, lr x decay_rate)."""
 
 from __future__ import annotations
 
