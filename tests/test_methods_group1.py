@@ -264,20 +264,6 @@ def test_ngplus_loss_is_alpha_retain_minus_forget(splits, monkeypatch):
         torch.testing.assert_close(p, p0 - gr, rtol=1e-5, atol=1e-6, msg=k)
 
 
-def test_cycled_batches_reshuffles_each_pass():
-    split = make_split(6, 3, size=2)
-    it = loops.cycled_batches(split, 3, gen(1))
-    passes = []
-    for _ in range(3):
-        ys = torch.cat([next(it)[1], next(it)[1]])
-        passes.append(ys)
-        assert sorted(ys.tolist()) == sorted(split.labels.tolist())  # every sample once per pass
-    ref = gen(1)
-    perms = [torch.randperm(6, generator=ref) for _ in range(3)]
-    for ys, perm in zip(passes, perms):
-        assert torch.equal(ys, split.labels[perm])
-
-
 # --------------------------------------------------------------------------- SCRUB
 
 

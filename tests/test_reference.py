@@ -325,7 +325,7 @@ def test_shadow_models_share_their_initialisation(shared, tmp_path, monkeypatch)
     """The reference loads model seed 0 for every shadow model: the originals and
     retrained models of both forget sets of a split start from the same weights, those
     of models.build(seed=0). With shared_init false each (split, forget set) has its own."""
-    from unlearnbench import ulira_jobs
+    from unlearnbench.jobs import ulira as ulira_jobs
 
     ulira_jobs.write_design("digits", tmp_path / "splits.npz", 2, 2)
     ctx = ulira_jobs.ShadowContext("digits", tmp_path / "splits.npz", device="cpu", threads=1)
@@ -375,7 +375,8 @@ def test_ngplus_replays_the_epochs_forget_pass(monkeypatch):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_attack_job_uses_the_reference_procedure_for_correctness_without_holdout(tmp_path):
-    from unlearnbench import ulira_jobs
+    from unlearnbench.attacks import ulira_files
+    from unlearnbench.jobs import ulira as ulira_jobs
 
     d = ulira.make_design(240, np.random.default_rng(0).integers(0, 4, 240), 4, 2, forget_fraction=0.2)
     d.save(tmp_path / "splits.npz", dataset=np.array("digits"))
@@ -383,12 +384,12 @@ def test_attack_job_uses_the_reference_procedure_for_correctness_without_holdout
     paths = []
     for k in range(4):
         paths.append(tmp_path / f"split{k}.npz")
-        ulira_jobs.write_bank(paths[-1], logits[k], np.zeros((2, len(d.val), 4)), [1.0, 1.0], {"split": k})
+        ulira_files.write_bank(paths[-1], logits[k], np.zeros((2, len(d.val), 4)), [1.0, 1.0], {"split": k})
     values = ulira.statistic(logits.astype(np.float16), d.labels, "correctness")
     for holdout, expected in ((False, ulira.score_reference(values, d)), (True, ulira.score(values, d, 32))):
         metrics = ulira_jobs.attack_job(tmp_path / "splits.npz", paths, "ft", tmp_path / "s.npz", tmp_path / "s.json",
                                         statistic="correctness", holdout=holdout)
-        got = ulira_jobs.read_scores(tmp_path / "s.npz")
+        got = ulira_files.read_scores(tmp_path / "s.npz")
         np.testing.assert_array_equal(got["label"], expected.label)
         np.testing.assert_array_equal(got["p"], expected.p)
         assert (metrics["n_never_seen"] == 0) != holdout

@@ -36,14 +36,6 @@ def fine_tune(model: nn.Module, data: Split, hp: dict, generator: torch.Generato
     return model
 
 
-def cycled_batches(split: Split, batch_size: int, generator: torch.Generator) -> Iterator:
-    """Endless shuffled batches: a fresh shuffled pass each time the split runs out."""
-    if len(split) == 0:
-        raise ValueError("cannot cycle over an empty split")
-    while True:
-        yield from split.batches(batch_size, shuffle=True, generator=generator)
-
-
 def cycle(make: Callable[[], Iterator]) -> Iterator:
     """Endless iteration over fresh iterators from `make()` (a new shuffle each pass)."""
     while True:

@@ -25,6 +25,8 @@ def search_space(trial, epoch_cap: int) -> dict:
 def unlearn(model, data, hp, generator):
     alpha = float(hp["alpha"])
     batch_size = int(hp["batch_size"])
+    if len(data.forget) == 0:
+        raise ValueError("NG+ needs a non-empty forget set")
     optimizer = sgd(model.parameters(), hp["lr"], hp["momentum"], hp["weight_decay"])
     model.eval()
     for _ in range(int(hp["epochs"])):
