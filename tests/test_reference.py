@@ -393,3 +393,51 @@ def test_attack_job_uses_the_reference_procedure_for_correctness_without_holdout
         np.testing.assert_array_equal(got["label"], expected.label)
         np.testing.assert_array_equal(got["p"], expected.p)
         assert (metrics["n_never_seen"] == 0) != holdout
+
+
+def test_ulira_search_studies_share_one_sampler_seed(tmp_path, monkeypatch):
+    """Every reference U-LiRA study is seeded with model seed 0 (NSGAIIISampler(seed=0))."""
+    from unlearnbench import search
+    from unlearnbench.jobs import ulira as ulira_jobs
+
+    ulira_jobs.write_design("digits", tmp_path / "splits.npz", 2, 1)
+    ctx = ulira_jobs.ShadowContext("digits", tmp_path / "splits.npz", device="cpu", threads=1)
+    monkeypatch.setattr(ulira_jobs, "train", lambda *args, **kwargs: 0.0)
+    seeds = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(objective, space, n_trials, storage_path, study_name, sampler_seed, *args, **kwargs):
+        seeds.append(sampler_seed)
+        raise Stop
+
+    monkeypatch.setattr(search, "run_study", capture)
+    for k in (0, 1):
+        ulira_jobs.train_shadow_split(ctx, "smallcnn", k, {"epochs": 1}, tmp_path / f"o{k}.npz",
+                                      tmp_path / f"r{k}.npz", tmp_path / f"w{k}.safetensors")
+        with pytest.raises(Stop):
+            ulira_jobs.search_job(ctx, "smallcnn", "ft", k, 3, 2, tmp_path / f"w{k}.safetensors",
+                                  tmp_path / f"r{k}.npz", tmp_path / f"s{k}.csv", progress=False)
+    assert seeds == [0, 0]
+
+
+def test_the_first_trials_of_a_study_do_not_depend_on_its_budget(tmp_path):
+    """The reference ran 200 trials and chose among the first 100 complete ones: a study
+    of 100 trials holds exactly those, so configs/paper.yaml runs 100."""
+    from unlearnbench import config, search
+
+    def space(trial, epoch_cap):
+        return {"lr": trial.suggest_float("lr", 1e-5, 1e-1, log=True), "epochs": trial.suggest_int("epochs", 1, epoch_cap)}
+
+    def objective(hp):
+        return (hp["lr"], 1.0 / hp["epochs"], abs(hp["lr"] - 0.01), 0.5)
+
+    def params(n, name):
+        study = search.run_study(objective, space, n, tmp_path / f"{name}.journal", "s", 0, 5, progress=False,
+                                 log=lambda m: None)
+        return [t.params for t in sorted(study.trials, key=lambda t: t.number)]
+
+    assert params(8, "long")[:4] == params(4, "short")
+    cfg = config.validate_ulira(config.load(REPO / "configs" / "paper.yaml"))
+    assert cfg["ulira"]["search_trials"] == 100
