@@ -441,3 +441,37 @@ def test_the_first_trials_of_a_study_do_not_depend_on_its_budget(tmp_path):
     assert params(8, "long")[:4] == params(4, "short")
     cfg = config.validate_ulira(config.load(REPO / "configs" / "paper.yaml"))
     assert cfg["ulira"]["search_trials"] == 100
+
+
+# ----------------------------------------------------------------------------- CT (kgltop5.py)
+
+
+def test_ct_is_the_reference_loop():
+    """kgltop5: every Conv2d weight replaced by weight.swapaxes(2, 3), then E epochs of CE
+    on the retain set in train mode, SGD, CosineAnnealingLR(T_max=E) stepped per epoch.
+    The transcription draws the same batches (the project's generator) as the project."""
+    import copy
+
+    import torch.nn.functional as F
+
+    hp = methods.hyperparameters("ct", {"epochs": 3, "batch_size": 8, "lr": 0.05})
+    model = models.build("smallcnn", C, seed=0)
+    reference = copy.deepcopy(model)
+    data = data_for("ct")
+    methods.get("ct").unlearn(model, data, hp, torch.Generator().manual_seed(4))
+
+    for module in reference.modules():
+        if isinstance(module, nn.Conv2d):
+            module.weight = nn.Parameter(module.weight.swapaxes(2, 3))
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=3)
+    reference.train()
+    g = torch.Generator().manual_seed(4)
+    for _ in range(3):
+        for x, y in data.retain.batches(8, shuffle=True, generator=g):
+            optimizer.zero_grad()
+            F.cross_entropy(reference(x), y).backward()
+            optimizer.step()
+        scheduler.step()
+    for (name, a), b in zip(model.state_dict().items(), reference.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
