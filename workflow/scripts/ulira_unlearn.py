@@ -10,7 +10,7 @@ w = snakemake.wildcards
 with logging_to(snakemake.log[0]):
     hp, source = chosen_hyperparameters(w.method, snakemake.params.hp, snakemake.input.get("best"))
     cap = snakemake.params.epoch_cap
-    if cap is not None and source["from"] == "search":  # the main search's choice, made under its own cap
+    if cap is not None and source["hp_source"] == "search":  # the main search's chosen trial, under its own cap
         hp, source = within_cap(methods.get(w.method).search_space, hp, cap), {**source, "ulira_epoch_cap": cap}
     print(f"hyperparameters from {source}: {hp}")
     ctx = ShadowContext(w.dataset, snakemake.input.splits, **snakemake.params.data, **snakemake.params.runtime,
