@@ -197,11 +197,11 @@ def test_config_ulira_section_defaults_and_errors():
     for bad, words in [({"model": "vgg"}, ["ulira.model", "smallcnn"]), ({"methods": ["nope"]}, ["ulira.methods"]),
                        ({"splits": 4, "target_splits": [4]}, ["ulira.target_splits"])]:
         with pytest.raises(config.ConfigError) as err:
-            config.validate_ulira(config.validate({"ulira": bad}))
+            config.validate_ulira(config.validate({"ulira": {"enabled": True, **bad}}))
         assert all(w in str(err.value) for w in words)
     with pytest.raises(config.ConfigError, match="no method 'kde'"):
         config.validate_ulira(config.validate({"methods": ["ft"], "search": {"trials": 5},
-                                               "ulira": {"methods": ["ft", "kde"]}}))
+                                               "ulira": {"enabled": True, "methods": ["ft", "kde"]}}))
     with pytest.raises(config.ConfigError, match="statistic"):
         config.validate({"ulira": {"statistic": "loss"}})
 

@@ -1,5 +1,6 @@
 """Configuration: JSON-schema validation with defaults, then name checks against the
-registries, so a bad config fails before any job starts with a message naming the key."""
+registries, so a bad config fails before any job starts with a message naming the key.
+Free of torch (names.py, the method registry's literals): the workflow imports it to parse."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from . import data, methods, models
+from . import methods
+from .names import DATASET_NAMES, MODEL_NAMES
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -74,8 +76,8 @@ def validate(config: dict, schema: dict | None = None) -> dict:
         raise ConfigError("\n".join(_describe(e) for e in errors))
     for key in ("method_params", "training"):  # null: no overrides (clears those of a merged-under file)
         config[key] = config[key] or {}
-    _check_names("datasets", config["datasets"], data.DATASET_NAMES)
-    _check_names("models", config["models"], models.MODEL_NAMES)
+    _check_names("datasets", config["datasets"], DATASET_NAMES)
+    _check_names("models", config["models"], MODEL_NAMES)
     if config["methods"] == "all":
         config["methods"] = methods.names()
     _check_names("methods", config["methods"], methods.names())
@@ -85,12 +87,12 @@ def validate(config: dict, schema: dict | None = None) -> dict:
             methods.hyperparameters(name, params)
         except KeyError as err:
             raise ConfigError(f"config error at method_params.{name}: {err.args[0]}") from None
-    _check_names("training", config["training"], data.DATASET_NAMES)
+    _check_names("training", config["training"], DATASET_NAMES)
     if isinstance(config["search"]["on_no_complete_trial"], dict):
         _check_names("search.on_no_complete_trial", config["search"]["on_no_complete_trial"], methods.names())
     trials = config["search"]["trials"]
     if isinstance(trials, dict):
-        _check_names("search.trials", trials, models.MODEL_NAMES)
+        _check_names("search.trials", trials, MODEL_NAMES)
         missing = [m for m in config["models"] if m not in trials]
         if missing:
             raise ConfigError(f"config error at search.trials: no budget for model(s) {', '.join(missing)}; give "
@@ -140,21 +142,32 @@ def epoch_cap(config: dict, dataset: str) -> int:
 
 
 def validate_ulira(config: dict) -> dict:
-    """Check the `ulira` section (after `validate`) against the registries and the split
-    design; expand `methods: all`, `target_splits: all` and `search_splits: null`."""
+    """Complete the `ulira` section (after `validate`): expand `methods: all`,
+    `target_splits: all` and `search_splits: null`; check it (`check_ulira`) only when
+    U-LiRA is enabled, so a switched-off section never constrains a config. The
+    workflow checks a disabled section when one of its targets is asked for."""
     u = config["ulira"]
-    _check_names("ulira.dataset", [u["dataset"]], data.DATASET_NAMES)
-    _check_names("ulira.model", [u["model"]], models.MODEL_NAMES)
     if u["methods"] == "all":
         u["methods"] = methods.names()
-    _check_names("ulira.methods", u["methods"], methods.names())
     if u["target_splits"] == "all":
         u["target_splits"] = list(range(u["splits"]))
+    if u["search_splits"] is None:
+        u["search_splits"] = min(32, u["splits"])
+    if u["enabled"]:
+        check_ulira(config)
+    return config
+
+
+def check_ulira(config: dict) -> None:
+    """Check the completed `ulira` section against the registries, the split design and
+    the main search; raise ConfigError."""
+    u = config["ulira"]
+    _check_names("ulira.dataset", [u["dataset"]], DATASET_NAMES)
+    _check_names("ulira.model", [u["model"]], MODEL_NAMES)
+    _check_names("ulira.methods", u["methods"], methods.names())
     bad = [k for k in u["target_splits"] if k >= u["splits"]]
     if bad:
         raise ConfigError(f"config error at ulira.target_splits: {bad} not below splits ({u['splits']})")
-    if u["search_splits"] is None:
-        u["search_splits"] = min(32, u["splits"])
     if u["search_trials"] == 0 and search_on(config):  # the main search's best.json is used
         missing = [f"{key} {name!r}" for key, names in (("dataset", [u["dataset"]]), ("model", [u["model"]]),
                                                          ("method", u["methods"]))
@@ -165,7 +178,6 @@ def validate_ulira(config: dict) -> dict:
                               "datasets/models/methods or set ulira.search_trials")
     if u["search_splits"] > u["splits"]:
         raise ConfigError(f"config error at ulira.search_splits: {u['search_splits']} > splits ({u['splits']})")
-    return config
 
 
 def ulira_recipe(config: dict) -> dict:

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .names import DATASET_NAMES, check_registry
+
 SPLIT_SEED = 123
 SPLIT_NAMES = ("retain", "forget", "val", "test")
 
@@ -162,7 +164,7 @@ def _registry() -> dict[str, DatasetSpec]:
     }
 
 
-DATASET_NAMES = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "utkface")
+check_registry("dataset", _registry(), DATASET_NAMES)
 
 
 def get_spec(name: str) -> DatasetSpec:

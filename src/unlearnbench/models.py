@@ -11,6 +11,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .names import MODEL_NAMES, check_registry
+
 
 class SmallCNN(nn.Module):
     """A small ResNet-shaped CNN that trains in seconds on a CPU.
@@ -76,7 +78,7 @@ BUILDERS: dict[str, Callable[[int, int], nn.Module]] = {
     "tinyvit11m": _tinyvit11m,
     "smallcnn": _smallcnn,
 }
-MODEL_NAMES = tuple(BUILDERS)
+check_registry("model", BUILDERS, MODEL_NAMES)
 
 
 def build(name: str, num_classes: int, image_size: int = 32, seed: int | None = None) -> nn.Module:

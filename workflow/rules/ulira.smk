@@ -9,6 +9,8 @@ include: "ulira_common.smk"
 
 
 rule ulira_splits:
+    input:
+        ulira_checked,
     output:
         f"{ULIRA_DIR}/splits.npz",
     log:

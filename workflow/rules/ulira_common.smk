@@ -3,7 +3,7 @@
 import re
 
 try:
-    ub_config.validate_ulira(config)
+    ub_config.validate_ulira(config)  # checks the section only when enabled
 except ub_config.ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -20,6 +20,16 @@ ULIRA_CONSTRAINTS = {
     "model": re.escape(ULIRA_MODEL),
     "split": r"\d+",
 }
+
+
+def ulira_checked(wildcards):
+    """No input: checks a disabled `ulira` section once one of its targets is asked for
+    (an enabled one was checked at parse time)."""
+    try:
+        ub_config.check_ulira(config)
+    except ub_config.ConfigError as err:
+        raise WorkflowError(str(err)) from None
+    return []
 
 
 def ulira_outputs():

@@ -3,39 +3,95 @@
 A method module defines NAME, LABEL (the paper's spelling), READS (the splits it may
 read), DEFAULTS, `search_space(trial, epoch_cap) -> dict` and
 `unlearn(model, data, hp, generator) -> model`. Adding a method = adding a module.
+
+NAME, LABEL, READS and DEFAULTS must be literals: the registry reads them from the
+module's source without importing it, so names, labels and defaults (config checks,
+tables, the workflow's parse) need no torch. A module is imported when a method is
+fetched with `get` or run; it must then hold what its source said.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
-import pkgutil
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
-
-import torch
+from typing import TYPE_CHECKING
 
 from .. import REFERENCES
-from ..runtime import autocast
-from ..train import sync
-from .base import DataAccessError, UnlearnData
+
+if TYPE_CHECKING:
+    import torch
 
 # METHODS.md order; modules not listed here sort after, by name.
 PAPER_ORDER = ("ft", "ga", "srl", "ngplus", "scrub", "bt", "salun", "ff", "iu", "cfk", "euk",
                "fcs", "msg", "cfw", "prmq", "ct", "kde", "rni")
 _NOT_METHODS = {"base", "common"}
-_REQUIRED = ("NAME", "LABEL", "READS", "DEFAULTS", "search_space", "unlearn")
+_LITERALS = ("NAME", "LABEL", "READS", "DEFAULTS")
+_REQUIRED = _LITERALS + ("search_space", "unlearn")
 
 
-def _discover() -> dict[str, ModuleType]:
+@dataclass(frozen=True)
+class MethodInfo:
+    """What the registry knows of a method without importing its module."""
+
+    name: str
+    label: str
+    reads: tuple
+    defaults: dict
+    module: str  # the module's name in this package
+
+
+def _bound_names(tree: ast.Module) -> set[str]:
+    """Names a module binds at top level (definitions, imports, assignments)."""
+    bound = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Assign):
+            bound.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            bound.add(node.target.id)
+    return bound
+
+
+def _read_info(path: Path) -> MethodInfo:
+    """A method module's NAME, LABEL, READS and DEFAULTS, read from its source."""
+    where = f"method module {__name__}.{path.stem} ({path})"
+    tree = ast.parse(path.read_text(), filename=str(path))
+    missing = [a for a in _REQUIRED if a not in _bound_names(tree)]
+    if missing:
+        raise TypeError(f"{where} lacks {', '.join(missing)}")
+    values = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) and node.value is not None else []
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in _LITERALS:
+                try:
+                    values[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    raise TypeError(f"{where}: {target.id} must be a literal (the registry reads it without "
+                                    "importing the module)") from None
+    missing = [a for a in _LITERALS if a not in values]
+    if missing:
+        raise TypeError(f"{where}: {', '.join(missing)} must be assigned a literal at top level")
+    return MethodInfo(values["NAME"], values["LABEL"], tuple(values["READS"]), values["DEFAULTS"], path.stem)
+
+
+def _discover() -> dict[str, MethodInfo]:
     found = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name in _NOT_METHODS or info.name.startswith("_"):
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        if path.stem in _NOT_METHODS or path.stem.startswith("_"):
             continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        missing = [a for a in _REQUIRED if not hasattr(module, a)]
-        if missing:
-            raise TypeError(f"method module {module.__name__} lacks {', '.join(missing)}")
-        found[module.NAME] = module
+        info = _read_info(path)
+        if info.name in found:
+            raise TypeError(f"method modules {found[info.name].module} and {info.module} share NAME {info.name!r}")
+        found[info.name] = info
     return found
 
 
@@ -47,25 +103,43 @@ def names() -> list[str]:
     return sorted(_REGISTRY, key=lambda n: (rank.get(n, len(rank)), n))
 
 
-def get(name: str) -> ModuleType:
+def info(name: str) -> MethodInfo:
     if name not in _REGISTRY:
         raise KeyError(f"unknown method '{name}'; valid: {', '.join(names())}")
     return _REGISTRY[name]
 
 
+_IMPORTED: dict[str, ModuleType] = {}
+
+
+def get(name: str) -> ModuleType:
+    """The method's module (imported on first use: this is where torch comes in)."""
+    if name in _IMPORTED:
+        return _IMPORTED[name]
+    known = info(name)
+    module = importlib.import_module(f"{__name__}.{known.module}")
+    for attr, value in zip(_LITERALS, (known.name, known.label, known.reads, known.defaults)):
+        actual = getattr(module, attr, None)
+        if (tuple(actual) if attr == "READS" and actual is not None else actual) != value:
+            raise TypeError(f"method module {module.__name__}: {attr} at import ({actual!r}) differs from its "
+                            f"literal in the source ({value!r})")
+    _IMPORTED[name] = module
+    return module
+
+
 def label(name: str) -> str:
-    return _REGISTRY[name].LABEL if name in _REGISTRY else name
+    return _REGISTRY[name].label if name in _REGISTRY else name
 
 
 def hyperparameters(name: str, overrides: dict | None = None) -> dict:
     """The method's defaults updated with `overrides`; an unknown key is an error."""
-    method = get(name)
+    defaults = info(name).defaults
     overrides = dict(overrides or {})
-    unknown = set(overrides) - set(method.DEFAULTS)
+    unknown = set(overrides) - set(defaults)
     if unknown:
         raise KeyError(f"method '{name}' has no hyperparameter {', '.join(sorted(unknown))}; "
-                       f"valid: {', '.join(sorted(method.DEFAULTS))}")
-    return {**method.DEFAULTS, **overrides}
+                       f"valid: {', '.join(sorted(defaults))}")
+    return {**defaults, **overrides}
 
 
 def run(name: str, model: torch.nn.Module, splits: dict, num_classes: int, hp: dict,
@@ -73,6 +147,10 @@ def run(name: str, model: torch.nn.Module, splits: dict, num_classes: int, hp: d
     """Unlearn with method `name`, handing it only the splits it reads, under the job's
     precision (bf16 autocast, as for training); return the model and the wall time of
     the unlearning call alone."""
+    from ..runtime import autocast
+    from ..train import sync
+    from .base import UnlearnData
+
     method = get(name)
     data = UnlearnData.restricted(name, method.READS, splits, num_classes)
     sync(data.device)
@@ -83,4 +161,14 @@ def run(name: str, model: torch.nn.Module, splits: dict, num_classes: int, hp: d
     return model, time.perf_counter() - start
 
 
-__all__ = ["names", "get", "label", "hyperparameters", "run", "DataAccessError", "UnlearnData", "REFERENCES"]
+def __getattr__(attr: str):
+    """DataAccessError and UnlearnData come from .base, which needs torch: load it on use."""
+    if attr in ("DataAccessError", "UnlearnData"):
+        from . import base
+
+        return getattr(base, attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
+__all__ = ["names", "info", "get", "label", "hyperparameters", "run", "DataAccessError", "UnlearnData",
+           "REFERENCES", "MethodInfo"]
