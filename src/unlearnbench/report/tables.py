@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Sequence
 
 import numpy as np
@@ -85,14 +86,16 @@ def md_cell(cell) -> str:
     return f"**{cell}**" if getattr(cell, "bold", False) and cell != "–" else str(cell)
 
 
+# LaTeX's special characters and the symbols our tables print, each replaced in one pass
+# (replacing one after another would escape the braces of an earlier replacement).
+TEX_REPLACEMENTS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "<": r"$<$", ">": r"$>$",
+                    "±": r"$\pm$", "–": "--", "χ²": r"$\chi^2$", "α": r"$\alpha$", "×": r"$\times$"}
+_TEX_SPECIAL = re.compile("|".join(map(re.escape, sorted(TEX_REPLACEMENTS, key=len, reverse=True))))
+
+
 def tex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
-        text = text.replace(a, b)
-    for a, b in (("<", r"$<$"), (">", r"$>$"), ("±", r"$\pm$"), ("–", "--"), ("χ²", r"$\chi^2$"), ("α", r"$\alpha$"),
-                 ("×", r"$\times$")):
-        text = text.replace(a, b)
-    return text
+    return _TEX_SPECIAL.sub(lambda m: TEX_REPLACEMENTS[m[0]], text)
 
 
 def tex_cell(cell) -> str:
