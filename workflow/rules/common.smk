@@ -1,6 +1,15 @@
-# Shared helpers: config validation, names, path and option functions.
+# Shared helpers: config validation, names, path and option functions. Parsing imports
+# no torch (config and the registries' names are free of it): a dry run, --unlock and the
+# re-parse inside every cluster job start fast.
+import os
+from pathlib import Path
+
 from unlearnbench import config as ub_config
 from unlearnbench.methods import REFERENCES
+
+# The conda environment's post-deploy script installs the project from this checkout
+# (envs/unlearnbench.post-deploy.sh; Snakemake runs it from a copy elsewhere).
+os.environ["UNLEARNBENCH_ROOT"] = str(Path(workflow.main_snakefile).resolve().parent)
 
 try:
     ub_config.validate(
