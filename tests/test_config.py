@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+
 import pytest
 import torch
 import yaml
 
-from unlearnbench import config
+from unlearnbench import config, methods, names
 from unlearnbench.methods import names as method_names
 
 from conftest import REPO
@@ -106,3 +110,101 @@ def test_precision_auto_resolves_to_what_the_device_computes_natively(monkeypatc
     assert runtime.resolve_precision("auto", cpu) == "fp32"
     with pytest.raises(ValueError, match="'fp16'; valid: auto, fp32, bf16"):
         runtime.resolve_precision("fp16", cpu)
+
+
+# --- sections that can be switched off constrain nothing while off ---------------------------
+
+# one violation of each U-LiRA cross-check, on a config whose main search is on
+ULIRA_VIOLATIONS = {
+    "main search covers no U-LiRA method": ({"methods": ["ft", "ga"]}, {}, "no method 'ct', method 'msg'"),
+    "unknown dataset": ({}, {"dataset": "imagenet"}, "ulira.dataset"),
+    "unknown model": ({}, {"model": "vgg"}, "ulira.model"),
+    "unknown method": ({}, {"methods": ["nope"], "search_trials": 1}, "ulira.methods"),
+    "forget sets do not fit": ({}, {"forget_sets": 11}, "forget_sets x forget_fraction"),
+    "target split out of range": ({}, {"splits": 4, "target_splits": [4]}, "ulira.target_splits"),
+    "search splits out of range": ({}, {"splits": 4, "search_splits": 5, "search_trials": 1}, "ulira.search_splits"),
+}
+
+
+@pytest.mark.parametrize("main, section, message", ULIRA_VIOLATIONS.values(), ids=list(ULIRA_VIOLATIONS))
+def test_ulira_section_is_checked_only_when_enabled(main, section, message):
+    """A subset run (`methods: [ft, ga]`, `ulira: {enabled: false}`) over a config whose
+    U-LiRA section names other methods must not fail on the section it switched off."""
+    base = {"search": {"trials": 2}, **main}
+    off = config.validate_ulira(check({**base, "ulira": {"enabled": False, **section}}))
+    assert off["ulira"]["enabled"] is False
+    with pytest.raises(config.ConfigError, match=re.escape(message)):
+        config.validate_ulira(check({**base, "ulira": {"enabled": True, **section}}))
+    with pytest.raises(config.ConfigError, match=re.escape(message)):  # what a U-LiRA target checks
+        config.check_ulira(off)
+
+
+def test_disabled_ulira_section_is_still_completed():
+    u = config.validate_ulira(check({"ulira": {"enabled": False, "splits": 4, "methods": "all"}}))["ulira"]
+    assert u["target_splits"] == [0, 1, 2, 3] and u["search_splits"] == 4 and len(u["methods"]) == 18
+
+
+def test_search_switched_off_constrains_nothing_else():
+    """With search.trials 0, U-LiRA runs method defaults: its methods need not be in `methods`."""
+    cfg = check({"methods": ["ft"], "search": {"trials": 0, "seeds": [7]},
+                 "ulira": {"enabled": True, "methods": ["ct", "msg"]}})
+    assert config.validate_ulira(cfg)["ulira"]["methods"] == ["ct", "msg"]
+    assert not config.search_on(cfg)
+
+
+def test_shipped_configs_with_a_subset_and_ulira_off():
+    for path in [REPO / "config.yaml", *sorted((REPO / "configs").glob("*.yaml"))]:
+        cfg = yaml.safe_load(path.read_text())
+        cfg.update(methods=["ft", "ga"], ulira={**cfg.get("ulira", {}), "enabled": False})
+        config.validate_ulira(check(cfg))
+
+
+# --- the registries without torch ----------------------------------------------------------
+
+VALIDATE_WITHOUT_TORCH = """
+import sys
+from unlearnbench import config, methods
+for path in sys.argv[1:]:
+    config.validate_ulira(config.load(path))
+print(methods.label("ngplus"), methods.hyperparameters("ft", {"epochs": 2})["epochs"])
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "numpy") or m.startswith("unlearnbench.methods.")))
+"""
+
+
+def test_config_and_registry_names_need_no_torch():
+    paths = [str(REPO / "config.yaml"), *map(str, sorted((REPO / "configs").glob("*.yaml")))]
+    out = subprocess.run([sys.executable, "-c", VALIDATE_WITHOUT_TORCH, *paths], capture_output=True, text=True,
+                         check=True).stdout
+    assert out == "NG+ 2\n[]\n"
+
+
+def test_registry_literals_are_what_each_module_holds():
+    for name in method_names():
+        module = methods.get(name)  # raises if a literal and the imported module disagree
+        info = methods.info(name)
+        assert (module.NAME, module.LABEL, tuple(module.READS), module.DEFAULTS) == (
+            info.name, info.label, info.reads, info.defaults)
+        assert callable(module.search_space) and callable(module.unlearn)
+
+
+@pytest.mark.parametrize("source, message", [
+    ('NAME = "x"\nLABEL = "X"\nREADS = ("retain",)\nDEFAULTS = dict(lr=1)\n'
+     "def search_space(t, e): pass\ndef unlearn(m, d, h, g): pass\n", "DEFAULTS must be a literal"),
+    ('NAME = "x"\nLABEL = "X"\nREADS = ("retain",)\nDEFAULTS = {}\ndef search_space(t, e): pass\n', "lacks unlearn"),
+    ('from .ft import NAME\nLABEL = "X"\nREADS = ()\nDEFAULTS = {}\n'
+     "def search_space(t, e): pass\ndef unlearn(m, d, h, g): pass\n", "NAME must be assigned a literal"),
+])
+def test_method_module_without_literals_is_named(tmp_path, source, message):
+    path = tmp_path / "mymethod.py"
+    path.write_text(source)
+    with pytest.raises(TypeError, match=message) as err:
+        methods._read_info(path)
+    assert "mymethod" in str(err.value)
+
+
+def test_dataset_and_model_names_match_their_registries():
+    from unlearnbench import data, models
+
+    assert set(names.DATASET_NAMES) == set(data._registry()) and set(names.MODEL_NAMES) == set(models.BUILDERS)
+    with pytest.raises(ImportError, match="names.py"):
+        names.check_registry("model", {"resnet18", "vgg"}, ("resnet18",))
