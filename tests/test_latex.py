@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from unlearnbench.report import tables
-from unlearnbench.report.synthetic import synthetic_metrics
 
 from conftest import REPO
+from synthetic import synthetic_metrics
 
 # names holding every character LaTeX treats specially (`_`, `%`, `&`, `+`, `\` ...)
 ODD_METHODS = ["ft", "a_b", "50%", "x&y", "ng+", "back\\slash", "{brace}", "#1", "~t", "^h", "$d"]

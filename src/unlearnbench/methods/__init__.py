@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # METHODS.md order; modules not listed here sort after, by name.
 PAPER_ORDER = ("ft", "ga", "srl", "ngplus", "scrub", "bt", "salun", "ff", "iu", "cfk", "euk",
                "fcs", "msg", "cfw", "prmq", "ct", "kde", "rni")
-_NOT_METHODS = {"base", "common"}
+_NOT_METHODS = {"base"}  # and every _module (shared helpers)
 _LITERALS = ("NAME", "LABEL", "READS", "DEFAULTS")
 _REQUIRED = _LITERALS + ("search_space", "unlearn")
 
