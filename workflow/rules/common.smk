@@ -7,9 +7,10 @@ from pathlib import Path
 from unlearnbench import config as ub_config
 from unlearnbench.methods import REFERENCES
 
-# The conda environment's post-deploy script installs the project from this checkout
-# (envs/unlearnbench.post-deploy.sh; Snakemake runs it from a copy elsewhere).
-os.environ["UNLEARNBENCH_ROOT"] = str(Path(workflow.main_snakefile).resolve().parent)
+# Exported (not read: no `envvars:`) for the conda environment's post-deploy script,
+# which installs the project from this checkout (envs/unlearnbench.post-deploy.sh;
+# Snakemake runs it from a copy elsewhere).
+os.environ.update(UNLEARNBENCH_ROOT=str(Path(workflow.main_snakefile).resolve().parent))
 
 try:
     ub_config.validate(
