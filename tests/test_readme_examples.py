@@ -26,7 +26,7 @@ TINY_DEFAULT = {
     "seeds": [0],
     "methods": ["ft", "ct", "msg"],
     "training": {"digits": {"epochs": 2}},
-    "search": {"trials": 1, "seeds": [0]},
+    "search": {"trials": 1, "seeds": [0], "on_no_complete_trial": "defaults"},
     "device": "cpu",
     "ulira": {"enabled": True, "epochs": 1, "splits": 2, "forget_sets": 1, "methods": ["ft", "ct", "msg"]},
 }
