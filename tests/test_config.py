@@ -120,7 +120,6 @@ ULIRA_VIOLATIONS = {
     "unknown dataset": ({}, {"dataset": "imagenet"}, "ulira.dataset"),
     "unknown model": ({}, {"model": "vgg"}, "ulira.model"),
     "unknown method": ({}, {"methods": ["nope"], "search_trials": 1}, "ulira.methods"),
-    "forget sets do not fit": ({}, {"forget_sets": 11}, "forget_sets x forget_fraction"),
     "target split out of range": ({}, {"splits": 4, "target_splits": [4]}, "ulira.target_splits"),
     "search splits out of range": ({}, {"splits": 4, "search_splits": 5, "search_trials": 1}, "ulira.search_splits"),
 }
