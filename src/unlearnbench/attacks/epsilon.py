@@ -37,6 +37,7 @@ float32 mean, then numpy on float32 arrays).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -64,18 +65,44 @@ def logit_scaled_confidence(logits, labels) -> np.ndarray:
     return np.log(correct + PROB_FLOOR) - np.log(p.sum(axis=-1) + PROB_FLOOR)
 
 
-def _accepted(sorted_values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Per (low, high) threshold pair, how many values v satisfy low <= v <= high."""
-    at_most_high = np.searchsorted(sorted_values, high, side="right")
-    below_low = np.searchsorted(sorted_values, low, side="left")
-    return np.maximum(at_most_high - below_low, 0)  # an empty band (low > high) accepts none
+class _Bands:
+    """The rows of np.linspace(start, stop, num, axis=1) for arrays start, stop (R,),
+    element by element as numpy computes them (j * step + start; the last is stop),
+    without building the (R, num) matrix."""
+
+    def __init__(self, start: np.ndarray, stop: np.ndarray, num: int):
+        self.start, self.stop, self.num = start, stop, num
+        self.step = (stop - start) / (num - 1)
+
+    def value(self, rows: np.ndarray, j: np.ndarray) -> np.ndarray:
+        v = j * self.step[rows] + self.start[rows]
+        return np.where(j == self.num - 1, self.stop[rows], v)
+
+    def counts(self, values: np.ndarray) -> np.ndarray:
+        """(R, len(values)): per row, #{j : band[j] <= v}, a row-wise
+        np.searchsorted(row, v, side="right"): estimated from the step, then corrected
+        against the band's own float values, so it is exact."""
+        g_ = self.num
+        guess = np.floor((values[None, :] - self.start[:, None]) / self.step[:, None]) + 1
+        count = np.clip(guess, 0, g_).astype(np.int64)
+        rows = np.broadcast_to(np.arange(len(self.start))[:, None], count.shape)
+        while True:  # one or two passes in practice
+            down = (count > 0) & (self.value(rows, np.maximum(count - 1, 0)) > values[None, :])
+            up = (count < g_) & (self.value(rows, np.minimum(count, g_ - 1)) <= values[None, :])
+            if not (down.any() or up.any()):
+                return count
+            count = count - down + up
 
 
 def _double_counts(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
     """metric.py `_get_double_threshold_rates`: accept l <= c <= r, with r on a grid and
     l in a band of 400 around r - width; the peakier distribution is "positive" here.
-    Returns the accepted counts of the (possibly swapped) positive and negative samples
-    and their sizes."""
+    Returns accepted counts of the (possibly swapped) positive and negative samples, one
+    entry per distinct count pair along each right threshold's band, and their sizes.
+
+    Along one band, the count of values below l changes only where l passes a value:
+    evaluating the band's thresholds at those positions (and its first) yields every
+    count pair the full 400 thresholds do."""
     pos_diff, neg_diff = np.ptp(pos), np.ptp(neg)
     smallest = neg_diff if pos_diff > neg_diff else pos_diff
     if pos_diff >= neg_diff:
@@ -85,11 +112,20 @@ def _double_counts(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.nda
     high_r = pos.max() + DOUBLE_BUFFER
     right = np.linspace(low_r, high_r, num=int(np.ceil((high_r - low_r) * NUM_THRESHOLDS_PER_UNIT)))
     n_left = int(np.ceil(2 * DOUBLE_BUFFER * NUM_THRESHOLDS_PER_UNIT))
-    # np.linspace over arrays of ends gives, row by row, the values of their per-r linspace
-    left = np.linspace(right - width - DOUBLE_BUFFER, right - width + DOUBLE_BUFFER, num=n_left, axis=1).ravel()
-    right = np.repeat(right, n_left)
+    # row i: metric.py's np.linspace(r_i - width - buffer, r_i - width + buffer, 400)
+    left = _Bands(right - width - DOUBLE_BUFFER, right - width + DOUBLE_BUFFER, n_left)
     ps, ns = np.sort(pos), np.sort(neg)
-    return _accepted(ps, left, right), _accepted(ns, left, right), len(ps), len(ns)
+    below_p = left.counts(ps)  # (R, n_p): from band position j on, value m is below l
+    below_n = left.counts(ns)
+    starts = np.concatenate([np.zeros((len(right), 1), dtype=np.int64), below_p, below_n], axis=1)  # (R, S)
+    under_p = (below_p[:, None, :] <= starts[:, :, None]).sum(-1)  # values below l at each segment start
+    under_n = (below_n[:, None, :] <= starts[:, :, None]).sum(-1)
+    upto_p = np.searchsorted(ps, right, side="right")[:, None]  # values <= r
+    upto_n = np.searchsorted(ns, right, side="right")[:, None]
+    valid = starts < n_left
+    tp = np.maximum(upto_p - under_p, 0)[valid]  # an empty band (l > r) accepts none
+    fp = np.maximum(upto_n - under_n, 0)[valid]
+    return tp, fp, len(ps), len(ns)
 
 
 def _single_counts(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -113,7 +149,8 @@ def _epsilon_of_rates(tp: np.ndarray, n_pos: int, fp: np.ndarray, n_neg: int) ->
     perfect = (fpr + fnr == 0) & (tpr + tnr == 2)
     eps[perfect] = np.inf
     eps[(eps == 0) & (fpr * fnr == 0)] = np.nan  # one rate 0 but not both: too few samples
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: thresholds discarded below
         raw = np.nanmax(np.stack([np.log(1 - DELTA - fpr) - np.log(fnr), np.log(1 - DELTA - fnr) - np.log(fpr)]),
                         axis=0)
     keep = eps == 0
