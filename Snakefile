@@ -22,6 +22,7 @@ include: "workflow/rules/search.smk"
 include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/ulira.smk"
+include: "workflow/rules/forgetting.smk"
 
 
 rule all:
@@ -40,3 +41,4 @@ rule all:
         rules.figure_critical_difference.output,
         rules.table_hyperparameters.output if ub_config.search_on(config) else [],
         ulira_outputs(),
+        forgetting_outputs(),

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -241,3 +242,24 @@ def test_ulira_workflow_on_a_tiny_config(tmp_path):
     assert proc.returncode == 0, proc.stderr[-5000:]
     html = (tmp_path / "report.html").read_text(errors="replace")
     assert "ulira.png" in html and "ulira.csv" in html
+    # the forgetting scores and the search trade-offs build from these artifacts alone: a dry run lists
+    # only their own rules (no shadow model, search or unlearning job)
+    mine = ["table_epsilon", "table_klom", "figure_epsilon", "figure_klom", "table_search", "figure_search"]
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", *mine, "--configfile", "tiny.yaml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    stats = (proc.stdout + proc.stderr).split("Job stats:")[1].split("total")[0]
+    assert {line.split()[0] for line in stats.splitlines()[3:] if line.strip()} == set(mine), stats
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *mine, "--cores", "2", "--configfile", "tiny.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    eps = pd.read_csv(tmp_path / "results/tables/epsilon.csv").set_index("method")
+    klom = pd.read_csv(tmp_path / "results/tables/klom.csv").set_index(["method", "role"])
+    assert list(eps.index) == ["retrained", "original", "ft"] and (eps["models_per_side"] == 3).all()
+    # the references at the two ends: retraining is the noise floor, the original (which saw the forget
+    # examples) scores below it on the forget examples and sits further from retraining in KLOM
+    assert eps.loc["original", "forget_score"] < eps.loc["retrained", "forget_score"], eps
+    assert klom.loc[("original", "forget"), "p50"] > klom.loc[("retrained", "forget"), "p50"], klom
+    for path in ("results/tables/epsilon.md", "results/tables/klom.md", "results/tables/search_tradeoffs.md",
+                 "figures/epsilon.png", "figures/klom.png", "figures/search_digits_smallcnn.png"):
+        assert (tmp_path / path).stat().st_size > 0

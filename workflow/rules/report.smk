@@ -229,7 +229,15 @@ rule provenance:
         "../scripts/provenance.py"
 
 
-GALLERY_FIGURES = REPORT_FIGURES + (["ulira"] if config["ulira"]["enabled"] else [])
+GALLERY_FIGURES = (
+    REPORT_FIGURES
+    + (["ulira", "epsilon", "klom"] if config["ulira"]["enabled"] else [])
+    + (
+        [f"search_{d}_{m}" for d in DATASETS for m in MODELS]
+        if ub_config.search_on(config)
+        else []
+    )
+)
 
 
 # Not part of `all`: `snakemake gallery` refreshes the small PNGs under docs/gallery/ that

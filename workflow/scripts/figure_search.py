@@ -1,0 +1,9 @@
+"""figures/search_{dataset}_{model}.{png,pdf}: per method, the norm of every trial and its Pareto front."""
+
+from unlearnbench.logs import logging_to
+from unlearnbench.report.search_tradeoffs import write_figures
+
+with logging_to(snakemake.log[0]):
+    write_figures(list(snakemake.input.csvs), list(snakemake.input.best), list(snakemake.output.png),
+                  list(snakemake.output.pdf), [tuple(s) for s in snakemake.params.settings],
+                  snakemake.params.epoch_caps, snakemake.params.first_is_defaults)
