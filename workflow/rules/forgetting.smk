@@ -27,10 +27,15 @@ def forgetting_inputs(wildcards):
 
 
 def forgetting_params():
+    """The table jobs' settings; display labels in display order, so that the jobs need
+    neither torch nor the method registry."""
+    from unlearnbench.report.tables import kind_label, kind_order
+
     return {
         "models": ULIRA["score_models"],
         "dataset": ULIRA_DATASET,
         "model": ULIRA_MODEL,
+        "labels": {k: kind_label(k) for k in kind_order(ULIRA_KINDS)},
     }
 
 

@@ -10,13 +10,15 @@
 from __future__ import annotations
 
 import json
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from .. import io
 from . import ulira
+
+if TYPE_CHECKING:  # torch only in annotations: the bank readers (report jobs) start without it
+    import torch
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 

@@ -19,7 +19,19 @@ from ..attacks import klom as klom_score
 from ..attacks import sides as ub_sides
 from ..attacks import ulira
 from ..attacks.ulira_files import read_bank
-from .tables import kind_label, kind_order
+
+# The table jobs import neither torch nor the method registry: the rule hands them each
+# kind's display label, in display order (report/tables.py kind_order, kind_label).
+
+
+def _order(banks: Mapping, labels: Mapping[str, str] | None) -> tuple[list[str], dict[str, str]]:
+    if labels is None:
+        refs = [k for k in ("retrained", "original") if k in banks]
+        labels = {k: k for k in refs + [k for k in banks if k not in refs]}
+    missing = [k for k in banks if k not in labels]
+    if missing:
+        raise ValueError(f"no label for kind(s) {', '.join(missing)}")
+    return [k for k in labels if k in banks], dict(labels)
 
 
 # ----------------------------------------------------------------------------- bank
@@ -77,7 +89,8 @@ def _bank_note(design: ulira.Design, n: int) -> str:
 
 
 def epsilon_job(design_path, banks: Mapping[str, Sequence], out_csv, out_md, out_values,
-                models: int | None = None, dataset: str = "", model: str = "") -> pd.DataFrame:
+                models: int | None = None, dataset: str = "", model: str = "",
+             labels: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The challenge's forget and final scores per kind (a method, original or retrained;
     `banks` maps each kind to its banks in split order; "retrained" is required).
     Scored side: the kind's models whose forget set held the example; reference side:
@@ -90,8 +103,9 @@ def epsilon_job(design_path, banks: Mapping[str, Sequence], out_csv, out_md, out
     logits = {kind: load_kind(design, paths) for kind, paths in banks.items()}
     conf = {kind: _flat(eps_score.logit_scaled_confidence(lg["pool"], design.labels)) for kind, lg in logits.items()}
     acc = {kind: accuracies(design, lg) for kind, lg in logits.items()}
+    order, labels = _order(banks, labels)
     rows, values = [], {}
-    for kind in kind_order(list(banks)):
+    for kind in order:
         unlearned, reference = chosen.take(conf[kind], conf["retrained"])
         score, eps = eps_score.forget_score(unlearned, reference)
         pts = eps_score.points(eps, n)
@@ -126,7 +140,7 @@ def epsilon_job(design_path, banks: Mapping[str, Sequence], out_csv, out_md, out
              "(TA on the held-out validation set). The retrained row is the noise floor: an exact unlearner's "
              "score with this many models.\n"]
     shown = pd.DataFrame({
-        "Method": [kind_label(k) for k in table["method"]],
+        "Method": [labels[k] for k in table["method"]],
         "Forget score": [_pm(s, se) for s, se in zip(table["forget_score"], table["forget_score_se"])],
         "Final score": [_num(x) for x in table["final_score"]],
         "median ε": [_num(x, 2) for x in table["epsilon_median"]],
@@ -146,7 +160,8 @@ def epsilon_job(design_path, banks: Mapping[str, Sequence], out_csv, out_md, out
 
 
 def klom_job(design_path, banks: Mapping[str, Sequence], out_csv, out_md, out_values,
-             models: int | None = None, dataset: str = "", model: str = "") -> pd.DataFrame:
+             models: int | None = None, dataset: str = "", model: str = "",
+             labels: Mapping[str, str] | None = None) -> pd.DataFrame:
     """KLOM per kind and role (forget, retain, val), percentiles over examples; the same
     number of models per side for every role (attacks/sides.py)."""
     design = ulira.Design.load(design_path)
@@ -159,8 +174,9 @@ def klom_job(design_path, banks: Mapping[str, Sequence], out_csv, out_md, out_va
         lg = load_kind(design, paths)
         margins[kind] = {"pool": _flat(klom_score.margins(lg["pool"], design.labels)),
                          "val": _flat(klom_score.margins(lg["val"], design.val_labels))}
+    order, labels = _order(banks, labels)
     rows, values = [], {}
-    for kind in kind_order(list(banks)):
+    for kind in order:
         for role in ub_sides.ROLES:
             where = "val" if role == "val" else "pool"
             unlearned, oracle = chosen[role].take(margins[kind][where], margins["retrained"][where])
@@ -180,8 +196,8 @@ def klom_job(design_path, banks: Mapping[str, Sequence], out_csv, out_md, out_va
              "kept it vs other retrained models that trained on it; val: held-out validation examples. "
              "Median / 95th percentile over examples. The retrained row is the noise floor of this bank size.\n"]
     wide = []
-    for kind in kind_order(list(banks)):
-        row = {"Method": kind_label(kind)}
+    for kind in order:
+        row = {"Method": labels[kind]}
         for role in ub_sides.ROLES:
             r = table[(table["method"] == kind) & (table["role"] == role)].iloc[0]
             row[f"{role} p50"] = _num(r["p50"], 2)
@@ -222,6 +238,7 @@ def epsilon_figure(values_npz, table_csv, png, pdf, title: str = "") -> None:
     import seaborn as sns
 
     from .figures import method_style, save
+    from .tables import kind_label, kind_order
 
     arrays = io.load_npz(values_npz)
     n = int(arrays.pop("models_per_side"))
@@ -278,6 +295,7 @@ def klom_figure(values_npz, png, pdf, title: str = "") -> None:
     import seaborn as sns
 
     from .figures import method_style, save
+    from .tables import kind_label, kind_order
 
     arrays = io.load_npz(values_npz)
     n = int(arrays.pop("models_per_side"))

@@ -105,7 +105,8 @@ def importances(study, n_complete: int) -> dict | str:
         sub, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
 
 
-def summarise(trials: pd.DataFrame, best: Mapping, distributions: Mapping, first_is_defaults: bool) -> tuple[dict, pd.DataFrame]:
+def summarise(trials: pd.DataFrame, best: Mapping, distributions: Mapping,
+              first_is_defaults: bool) -> tuple[dict, pd.DataFrame]:
     """One table row for a method and its complete trials annotated with `pareto` and
     `chosen`."""
     study = method_study(trials, distributions)
@@ -130,7 +131,8 @@ def summarise(trials: pd.DataFrame, best: Mapping, distributions: Mapping, first
         "worst_norm": float(norms.max()) if len(norms) else math.nan,
         "norm_spread": float(norms.max() - norms.min()) if len(norms) else math.nan,
         "defaults_norm": float(first.min()) if first_is_defaults and len(first) else math.nan,
-        "pareto_size": len(front), "chosen_on_front": bool(done["chosen"].any() and done.loc[done["chosen"], "pareto"].all()),
+        "pareto_size": len(front),
+        "chosen_on_front": bool(done["chosen"].any() and done.loc[done["chosen"], "pareto"].all()),
         "importances": imp if isinstance(imp, str) else json.dumps({k: round(v, 4) for k, v in imp.items()}),
     }
     return row, done
