@@ -287,3 +287,12 @@ def test_klom_job_on_a_synthetic_bank_orders_the_kinds(tmp_path):
     for role in ("retain", "val"):  # no kind differs from retraining there
         assert p50[:, role].max() - p50[:, role].min() < 0.5
     assert set(pd.read_csv(tmp_path / "klom.csv")["role"]) == {"forget", "retain", "val"}
+
+
+def test_score_jobs_start_without_torch_and_report_jobs_without_scikit_learn():
+    from test_packaging import _modules_after_imports
+
+    for script in ("table_epsilon.py", "table_klom.py"):
+        assert _modules_after_imports(script) == [], script
+    for script in ("figure_epsilon.py", "figure_klom.py", "table_search.py", "figure_search.py"):
+        assert "sklearn" not in _modules_after_imports(script), script

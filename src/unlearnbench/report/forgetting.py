@@ -78,10 +78,11 @@ def _bank_note(design: ulira.Design, n: int) -> str:
     note = (f"{design.n_splits} splits x {design.n_forget_sets} forget sets; {n} models per side per example "
             f"(the median over the pool of the models that forgot an example: {np.median(available):g}); "
             f"{scored} of {design.n_pool} pool examples have {n} on both sides.")
-    if n < ub_sides.MIN_MODELS:
-        note += (f" **The bank is too small for these scores**: with fewer than {ub_sides.MIN_MODELS} models "
-                 "per side the challenge's bucket ladder is empty (every example scores 0) and KLOM compares "
-                 "a handful of samples over 20 bins. Raise ulira.splits or ulira.forget_sets.")
+    if n < ub_sides.MIN_MODELS or np.median(available) < ub_sides.MIN_MODELS:
+        note += (f" **The bank is too small for these scores**: below {ub_sides.MIN_MODELS} models per side the "
+                 "challenge's bucket ladder is empty (every example scores 0), and with few models both scores "
+                 "sit far from their ideal even for retraining (README, \"How many models\"); an example gets "
+                 "about splits x forget_sets x forget_fraction / 2 models that forgot it.")
     return note
 
 
@@ -90,7 +91,7 @@ def _bank_note(design: ulira.Design, n: int) -> str:
 
 def epsilon_job(design_path, banks: Mapping[str, Sequence], out_csv, out_md, out_values,
                 models: int | None = None, dataset: str = "", model: str = "",
-             labels: Mapping[str, str] | None = None) -> pd.DataFrame:
+                labels: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The challenge's forget and final scores per kind (a method, original or retrained;
     `banks` maps each kind to its banks in split order; "retrained" is required).
     Scored side: the kind's models whose forget set held the example; reference side:

@@ -244,6 +244,7 @@ def write_figures(csvs: Sequence, best_jsons: Sequence, pngs: Sequence, pdfs: Se
                            facecolors=colour if r["pareto"] else "none", edgecolors="black" if r["chosen"] else colour,
                            linewidths=1.0, zorder=3)
         ax.set_xticks(range(len(names)), [methods.label(m) for m in names], rotation=30, ha="right")
+        ax.set_xlim(-0.6, len(names) - 0.4)
         ax.set_ylabel("norm of the 4 objectives")
         ax.set_title(f"{dataset} / {model}: norm of every complete trial (left: most robust; filled = Pareto-optimal, "
                      "hollow = dominated, star = chosen)", fontsize=9)
