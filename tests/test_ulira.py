@@ -257,9 +257,11 @@ def test_ulira_workflow_on_a_tiny_config(tmp_path):
     klom = pd.read_csv(tmp_path / "results/tables/klom.csv").set_index(["method", "role"])
     assert list(eps.index) == ["retrained", "original", "ft"] and (eps["models_per_side"] == 3).all()
     # the references at the two ends: retraining is the noise floor, the original (which saw the forget
-    # examples) scores below it on the forget examples and sits further from retraining in KLOM
-    assert eps.loc["original", "forget_score"] < eps.loc["retrained", "forget_score"], eps
-    assert klom.loc[("original", "forget"), "p50"] > klom.loc[("retrained", "forget"), "p50"], klom
+    # examples, and twice the data) scores far below it (measured with 6 x 2 splits, 6 epochs: 0.05 vs 0.36)
+    assert eps.loc["original", "forget_score"] < eps.loc["retrained", "forget_score"] - 0.1, eps
+    # KLOM with 3 models per side is near log(1e5) for every kind (its ordering is tested on synthetic banks)
+    assert set(klom.index.get_level_values("role")) == {"forget", "retain", "val"}
+    assert "too small for this score" in (tmp_path / "results/tables/klom.md").read_text()
     for path in ("results/tables/epsilon.md", "results/tables/klom.md", "results/tables/search_tradeoffs.md",
                  "figures/epsilon.png", "figures/klom.png", "figures/search_digits_smallcnn.png"):
         assert (tmp_path / path).stat().st_size > 0

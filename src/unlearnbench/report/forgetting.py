@@ -72,17 +72,22 @@ def models_per_side(design: ulira.Design, models: int | None) -> int:
     return n
 
 
-def _bank_note(design: ulira.Design, n: int) -> str:
+KLOM_MIN_MODELS = 16
+"""Below this many models per side, KLOM of two samples of one distribution is near its
+value for disjoint ones (benchmarks/forgetting_bank_size.py: 6.5 vs 10 at n = 8)."""
+
+
+def _bank_note(design: ulira.Design, n: int, meaningful_from: int = ub_sides.MIN_MODELS) -> str:
     available = ub_sides.counts(design, "forget")
     scored = int((available >= n).sum())
     note = (f"{design.n_splits} splits x {design.n_forget_sets} forget sets; {n} models per side per example "
             f"(the median over the pool of the models that forgot an example: {np.median(available):g}); "
             f"{scored} of {design.n_pool} pool examples have {n} on both sides.")
-    if n < ub_sides.MIN_MODELS or np.median(available) < ub_sides.MIN_MODELS:
-        note += (f" **The bank is too small for these scores**: below {ub_sides.MIN_MODELS} models per side the "
-                 "challenge's bucket ladder is empty (every example scores 0), and with few models both scores "
-                 "sit far from their ideal even for retraining (README, \"How many models\"); an example gets "
-                 "about splits x forget_sets x forget_fraction / 2 models that forgot it.")
+    if n < meaningful_from or np.median(available) < ub_sides.MIN_MODELS:
+        note += (f" **The bank is too small for this score**: it needs at least {meaningful_from} models per side "
+                 "for most examples; with fewer it sits far from its ideal even for retraining (README, \"How many "
+                 "models\"). An example gets about splits x forget_sets x forget_fraction / 2 models that forgot "
+                 "it.")
     return note
 
 
@@ -190,8 +195,8 @@ def klom_job(design_path, banks: Mapping[str, Sequence], out_csv, out_md, out_va
         table.to_csv(tmp, index=False, float_format="%.6g")
     io.save_npz(out_values, **values, models_per_side=np.array(n))
     lines = [f"# KLOM: {dataset} / {model}\n",
-             _bank_note(design, n) + " Per example, D_KL(retrained || unlearned) between the margins "
-             "z_y - logsumexp_{j != y} z_j under the two sides' models, binned in 20 bins over their joint range "
+             _bank_note(design, n, KLOM_MIN_MODELS) + " Per example, D_KL(retrained || unlearned) between the "
+             "margins z_y - logsumexp_{j != y} z_j under the two sides' models, binned in 20 bins over their joint range "
              "(1e-5 in the unlearned side's empty bins): 0 = the same distribution; larger = unlike retraining. "
              "Forget: models that forgot the example vs retrained models that never saw it; retain: models that "
              "kept it vs other retrained models that trained on it; val: held-out validation examples. "
@@ -269,7 +274,7 @@ def epsilon_figure(values_npz, table_csv, png, pdf, title: str = "") -> None:
     ax_e.set_xlim(0, shown_max)
     ax_e.set_xlabel(f"per-example ε (δ = 1e-5; beyond {shown_max:g} shown at {shown_max:g}; cap 50)")
     ax_e.set_ylabel("share of forget examples with ε ≤ x")
-    ax_e.set_title(f"ε per example, {n} models per side (points per bucket above)", fontsize=9)
+    ax_e.set_title(f"ε per example, {n} models per side (points per bucket above)", fontsize=9, pad=14)
     ax_e.legend(fontsize=7, loc="lower right")
     order = [k for k in kinds if k in set(table["method"])]
     t = table.set_index("method").loc[order]
