@@ -100,8 +100,9 @@ def counts(design, role: str = "forget") -> np.ndarray:
 
 def default_models(design) -> int:
     """Models per side when the config leaves it open: the median, over the pool, of the
-    forget role's available models (about half the pool is scored), at least MIN_MODELS
-    where the bank allows; the same n serves every role so that forget, retain and val
+    forget role's available models on the scarcer side (the models that forgot the
+    example, or the retrained models that never saw it if fewer), so about half the pool
+    is scored; at least MIN_MODELS where the bank allows; the same n serves every role so that forget, retain and val
     values are comparable (both scores depend on n)."""
     available = counts(design, "forget")
     n = int(np.median(available))

@@ -81,7 +81,8 @@ def _bank_note(design: ulira.Design, n: int, meaningful_from: int = ub_sides.MIN
     available = ub_sides.counts(design, "forget")
     scored = int((available >= n).sum())
     note = (f"{design.n_splits} splits x {design.n_forget_sets} forget sets; {n} models per side per example "
-            f"(the median over the pool of the models that forgot an example: {np.median(available):g}); "
+            f"(the median over the pool of the models available on an example's scarcer side, usually those that "
+            f"forgot it: {np.median(available):g}); "
             f"{scored} of {design.n_pool} pool examples have {n} on both sides.")
     if n < meaningful_from or np.median(available) < ub_sides.MIN_MODELS:
         note += (f" **The bank is too small for this score**: it needs at least {meaningful_from} models per side "
