@@ -182,7 +182,7 @@ def test_klom_summary_percentiles():
 
 
 def _design(n_splits=8, n_forget_sets=10, forget_fraction=0.1, n_train=422, classes=3):
-    # a pool of 400: IN halves of 200, ten forget sets of 20 cover each IN half exactly
+    # a pool of 400: IN halves of 200, forget sets of 20
     labels = np.arange(n_train) % classes
     return ulira.make_design(n_train, labels, n_splits, n_forget_sets, forget_fraction=forget_fraction)
 
@@ -213,7 +213,7 @@ def test_retain_and_val_sides_are_disjoint_pairs(role):
 
 
 def test_default_bank_counts():
-    # forget sets x forget fraction = 1 covers the IN half: an example is forgotten once per split it is IN
+    # an example is forgotten in about K x F x forget_fraction / 2 models
     assert sides.default_models(_design(8, 10)) == 4
     assert sides.default_models(_design(64, 10)) == 32
     # config.yaml's 8 x 2 forgets an example in 0.8 models on average: the floor of 3 leaves few scored
@@ -281,11 +281,12 @@ def test_klom_job_on_a_synthetic_bank_orders_the_kinds(tmp_path):
     kl = forgetting.klom_job(splits, banks, tmp_path / "klom.csv", tmp_path / "klom.md", tmp_path / "klom.npz",
                              dataset="synthetic", model="m")
     p50 = kl.set_index(["method", "role"])["p50"]
-    assert kl["models_per_side"].iloc[0] == 20
+    assert 15 <= kl["models_per_side"].iloc[0] <= 20  # about K x F x forget_fraction / 2
     assert p50["original", "forget"] > p50["ga", "forget"] > max(p50["ft", "forget"], p50["retrained", "forget"])
     assert abs(p50["ft", "forget"] - p50["retrained", "forget"]) < 0.5  # an exact unlearner sits at the floor
-    for role in ("retain", "val"):  # no kind differs from retraining there
-        assert p50[:, role].max() - p50[:, role].min() < 0.5
+    gap = p50["original", "forget"] - p50["retrained", "forget"]
+    for role in ("retain", "val"):  # no kind differs from retraining there (val: 22 examples, a noisy median)
+        assert p50[:, role].max() - p50[:, role].min() < gap / 4
     assert set(pd.read_csv(tmp_path / "klom.csv")["role"]) == {"forget", "retain", "val"}
 
 
