@@ -167,10 +167,12 @@ def test_table_and_figure_jobs_start_without_scikit_learn():
         assert "sklearn" not in _modules_after_imports(script), script
 
 
-def test_table_jobs_start_without_torch():
-    """They read method labels from the registry, which imports no method module."""
+def test_table_and_figure_jobs_start_without_torch():
+    """They read method labels from the registry, which imports no method module, and the
+    U-LiRA files module imports torch only to read or write checkpoints."""
     scripts = sorted(p.name for p in (REPO / "workflow/scripts").glob("*.py")
-                     if p.name.startswith("table_") or p.name == "collect_metrics.py")
+                     if p.name.startswith(("table_", "figure_", "ulira_table", "ulira_figure"))
+                     or p.name == "collect_metrics.py")
     assert len(scripts) >= 5
     for script in scripts:
         assert _modules_after_imports(script) == [], script
