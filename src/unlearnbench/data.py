@@ -7,6 +7,7 @@ of shape (N, 3, H, W); normalisation and augmentation happen batched (batches.py
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ class DatasetSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     augmentation: str  # "flip", "crop_flip" or "none"
-    load: Callable[[Path, bool], Pool]
+    load: Callable[[Path, bool, int], Pool]  # (root, download, image size)
     source: str  # what the data directory must hold, for error messages
 
 
@@ -53,15 +54,20 @@ def _missing(name: str, root: Path, what: str, err: Exception | None = None) -> 
     )
 
 
-def _grey_to_rgb32(images: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) uint8 grey -> (N, 3, 32, 32) uint8, bilinear resize like torchvision's Resize."""
-    x = images.unsqueeze(1).float()
-    if x.shape[-1] != 32:
-        x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
-    return x.round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, H, W) uint8 -> (N, C, size, size) uint8, bilinear like torchvision's Resize."""
+    if images.shape[-2:] == (size, size):
+        return images
+    x = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return x.round().clamp(0, 255).to(torch.uint8)
 
 
-def load_digits(root: Path, download: bool) -> Pool:
+def _grey_to_rgb(images: torch.Tensor, size: int = 32) -> torch.Tensor:
+    """(N, H, W) uint8 grey -> (N, 3, size, size) uint8, resized once from the native size."""
+    return _resize(images.unsqueeze(1), size).expand(-1, 3, -1, -1).contiguous()
+
+
+def load_digits(root: Path, download: bool, size: int = 32) -> Pool:
     """scikit-learn's bundled 8x8 digits: 0..16 grey levels, own 20 % test split."""
     from sklearn.datasets import load_digits as sk_digits
 
@@ -71,7 +77,7 @@ def load_digits(root: Path, download: bool) -> Pool:
     order = np.random.RandomState(SPLIT_SEED).permutation(len(labels))
     n_test = int(0.2 * len(labels))
     order = np.concatenate([order[n_test:], order[:n_test]])  # train first, then test
-    return Pool(_grey_to_rgb32(grey[order]), labels[order], n_train=len(labels) - n_test)
+    return Pool(_grey_to_rgb(grey[order], size), labels[order], n_train=len(labels) - n_test)
 
 
 def _torchvision_sets(cls_name: str, name: str, root: Path, download: bool, what: str) -> list:
@@ -90,22 +96,22 @@ def _torchvision_sets(cls_name: str, name: str, root: Path, download: bool, what
     return parts
 
 
-def _mnist_like(cls_name: str, name: str) -> Callable[[Path, bool], Pool]:
-    def load(root: Path, download: bool) -> Pool:
+def _mnist_like(cls_name: str, name: str) -> Callable[[Path, bool, int], Pool]:
+    def load(root: Path, download: bool, size: int = 32) -> Pool:
         train, test = _torchvision_sets(cls_name, name, root, download, f"{cls_name}/raw/*-ubyte")
         images = torch.cat([train.data, test.data])
         labels = torch.cat([train.targets, test.targets]).long()
-        return Pool(_grey_to_rgb32(images), labels, n_train=len(train.targets))
+        return Pool(_grey_to_rgb(images, size), labels, n_train=len(train.targets))
 
     return load
 
 
-def _cifar(cls_name: str, name: str, folder: str) -> Callable[[Path, bool], Pool]:
-    def load(root: Path, download: bool) -> Pool:
+def _cifar(cls_name: str, name: str, folder: str) -> Callable[[Path, bool, int], Pool]:
+    def load(root: Path, download: bool, size: int = 32) -> Pool:
         train, test = _torchvision_sets(cls_name, name, root, download, f"{folder}/ (python batches)")
         images = torch.from_numpy(np.concatenate([train.data, test.data])).permute(0, 3, 1, 2)
         labels = torch.tensor(list(train.targets) + list(test.targets), dtype=torch.int64)
-        return Pool(images.contiguous(), labels, n_train=len(train.targets))
+        return Pool(_resize(images, size).contiguous(), labels, n_train=len(train.targets))
 
     return load
 
@@ -118,7 +124,7 @@ def utkface_label(file_name: str) -> int:
     return min(max(age // 20, 0), 4)
 
 
-def load_utkface(root: Path, download: bool) -> Pool:
+def load_utkface(root: Path, download: bool, size: int = 224) -> Pool:
     """UTKFace 'Aligned & Cropped Faces': {age}_{gender}_{race}_{date}.jpg.chip.jpg."""
     from PIL import Image, UnidentifiedImageError
 
@@ -126,11 +132,11 @@ def load_utkface(root: Path, download: bool) -> Pool:
     names = sorted(p.name for p in folder.glob("*.jpg") if UTKFACE_NAME.match(p.name)) if folder.is_dir() else []
     if not names:
         raise _missing("utkface", root, "UTKFace/{age}_{gender}_{race}_{date}.jpg.chip.jpg files (no download exists)")
-    images = np.empty((len(names), 224, 224, 3), dtype=np.uint8)
+    images = np.empty((len(names), size, size, 3), dtype=np.uint8)
     for i, name in enumerate(names):
         try:
             with Image.open(folder / name) as img:
-                images[i] = np.asarray(img.convert("RGB").resize((224, 224), Image.BILINEAR))
+                images[i] = np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR))
         except (OSError, UnidentifiedImageError) as err:
             raise RuntimeError(f"cannot decode UTKFace image {folder / name}: {err}") from err
     labels = torch.tensor([utkface_label(n) for n in names], dtype=torch.int64)
@@ -167,15 +173,22 @@ def _registry() -> dict[str, DatasetSpec]:
 check_registry("dataset", _registry(), DATASET_NAMES)
 
 
-def get_spec(name: str) -> DatasetSpec:
+def get_spec(name: str, image_size: int | None = None) -> DatasetSpec:
+    """The dataset's spec; `image_size` (config `training.<dataset>.image_size`) replaces
+    its input size (docs/protocol.md §1 gives the default)."""
     specs = _registry()
     if name not in specs:
         raise KeyError(f"unknown dataset '{name}'; valid: {', '.join(specs)}")
-    return specs[name]
+    if image_size is not None and int(image_size) < 1:
+        raise ValueError(f"image_size must be a positive number of pixels, got {image_size}")
+    return specs[name] if image_size is None else dataclasses.replace(specs[name], image_size=int(image_size))
 
 
-def load_pool(name: str, data_dir: str | Path = "data", download: bool = False) -> Pool:
-    return get_spec(name).load(Path(data_dir), download)
+def load_pool(name: str, data_dir: str | Path = "data", download: bool = False, image_size: int | None = None) -> Pool:
+    """The decoded pool, resized once from the native images to the spec's (or the
+    given) square input size."""
+    spec = get_spec(name, image_size)
+    return spec.load(Path(data_dir), download, spec.image_size)
 
 
 def make_splits(n_train: int, n_pool: int, val_fraction: float = 0.15, forget_fraction: float = 0.1,

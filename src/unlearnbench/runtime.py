@@ -54,14 +54,53 @@ def native_bf16(device: torch.device) -> bool:
     return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
 
 
-def resolve_precision(choice: str, device: torch.device) -> str:
+def resolve_precision(choice: str, device: torch.device, model: torch.nn.Module | None = None,
+                      input_shape: tuple[int, ...] | None = None) -> str:
     """The config's precision for this device: `auto` is bf16 where it is native
-    (fast), else fp32; fp32 and bf16 are taken as they are."""
+    (fast), else fp32; fp32 and bf16 are taken as they are. Given the job's model and
+    its input shape (C, H, W), `auto` is fp32 on a CPU where bf16 would meet the oneDNN
+    defect of `bf16_cpu_hazards`."""
     if choice == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
+        if not native_bf16(device):
+            return "fp32"
+        if device.type == "cpu" and model is not None and input_shape is not None \
+                and bf16_cpu_hazards(model, input_shape):
+            return "fp32"
+        return "bf16"
     if choice not in ("fp32", "bf16"):
         raise ValueError(f"unknown precision '{choice}'; valid: auto, fp32, bf16")
     return choice
+
+
+@torch.no_grad()
+def bf16_cpu_hazards(model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[str]:
+    """The convolutions of `model` with a stride above 1 whose input map is 1x1 for
+    inputs of `input_shape` (C, H, W). On CPU (oneDNN, torch 2.14.1) bf16 autocast
+    corrupts the weight gradient of such a convolution: the taps that only see padding
+    get garbage (up to 1e31, or NaN) instead of 0, in either memory layout. ResNet-18
+    meets it on inputs of 16x16 or smaller (layer4's first block). Found with one
+    1-image forward pass in eval mode; the model's mode is restored."""
+    found: list[str] = []
+
+    def check(name):
+        def hook(module, args):
+            if module.stride != (1, 1) and tuple(args[0].shape[-2:]) == (1, 1):
+                found.append(name)
+        return hook
+
+    hooks = [m.register_forward_pre_hook(check(name)) for name, m in model.named_modules()
+             if isinstance(m, torch.nn.Conv2d)]
+    was_training = model.training
+    try:
+        if hooks:
+            param = next(model.parameters())
+            model.eval()
+            model(torch.zeros((1, *input_shape), device=param.device, dtype=param.dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return found
 
 
 def autocast(device: torch.device, precision: str = "fp32"):

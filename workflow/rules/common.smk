@@ -27,8 +27,11 @@ METHODS = config["methods"]
 ENV = "../../envs/unlearnbench.yaml"
 
 
-def data_options():
-    return {"data_dir": config["data_dir"], "download": config["download"]}
+def data_options(dataset=None):
+    """Where the data is; for a model job (`dataset` given), the configured input size."""
+    options = {"data_dir": config["data_dir"], "download": config["download"]}
+    size = config["training"].get(dataset, {}).get("image_size") if dataset else None
+    return {**options, "image_size": size} if size else options
 
 
 def runtime_options():

@@ -31,7 +31,7 @@ rule search:
         start_from_defaults=config["search"]["start_from_defaults"],
         epoch_cap=lambda w: ub_config.epoch_cap(config, w.dataset),
         hp=lambda w: config["method_params"].get(w.method, {}),
-        data=lambda w: data_options(),
+        data=lambda w: data_options(w.dataset),
         runtime=lambda w: runtime_options(),
     script:
         "../scripts/search.py"

@@ -30,7 +30,7 @@ rule train_reference:
         mem_mb=memory,
     params:
         recipe=lambda w: ub_config.recipe(config, w.dataset),
-        data=lambda w: data_options(),
+        data=lambda w: data_options(w.dataset),
         runtime=lambda w: runtime_options(),
     script:
         "../scripts/train_reference.py"

@@ -35,12 +35,13 @@ rule ulira_splits:
 rule ulira_shadow:
     input:
         splits=f"{ULIRA_DIR}/splits.npz",
+    # One job per split, or one for every split with ulira.one_job.
     output:
-        original=f"{ULIRA_DIR}/banks/original/split{{split}}.npz",
-        retrained=f"{ULIRA_DIR}/banks/retrained/split{{split}}.npz",
-        weights=temp(f"{ULIRA_DIR}/shadow/split{{split}}.safetensors"),
+        original=ulira_per_split(f"{ULIRA_DIR}/banks/original/split{{split}}.npz"),
+        retrained=ulira_per_split(f"{ULIRA_DIR}/banks/retrained/split{{split}}.npz"),
+        weights=temp(ulira_per_split(f"{ULIRA_DIR}/shadow/split{{split}}.safetensors")),
     log:
-        "logs/ulira/{dataset}/{model}/shadow/split{split}.log",
+        f"logs/ulira/{{dataset}}/{{model}}/shadow/{ULIRA_JOB}.log",
     wildcard_constraints:
         **ULIRA_CONSTRAINTS,
     conda:
@@ -48,12 +49,13 @@ rule ulira_shadow:
     threads: 1
     resources:
         gpu=gpus,
-        runtime=minutes("ulira_shadow"),
+        runtime=minutes("ulira_shadow", models=len(ULIRA_SPLITS) if ULIRA["one_job"] else 1),
         mem_mb=memory,
     params:
+        splits=ulira_job_splits,
         recipe=lambda w: ub_config.ulira_recipe(config),
         shared_init=ULIRA["shared_init"],
-        data=lambda w: data_options(),
+        data=lambda w: data_options(w.dataset),
         runtime=lambda w: runtime_options(),
     script:
         "../scripts/ulira_shadow.py"
@@ -62,10 +64,11 @@ rule ulira_shadow:
 rule ulira_unlearn:
     input:
         unpack(ulira_unlearn_inputs),
+    # One job per (method, split), or per method for every split with ulira.one_job.
     output:
-        f"{ULIRA_DIR}/banks/{{method}}/split{{split}}.npz",
+        ulira_per_split(f"{ULIRA_DIR}/banks/{{method}}/split{{split}}.npz"),
     log:
-        "logs/ulira/{dataset}/{model}/unlearn/{method}/split{split}.log",
+        f"logs/ulira/{{dataset}}/{{model}}/unlearn/{{method}}/{ULIRA_JOB}.log",
     wildcard_constraints:
         **ULIRA_CONSTRAINTS,
         method="|".join(ULIRA_METHODS) or "(?!)",
@@ -74,13 +77,14 @@ rule ulira_unlearn:
     threads: 1
     resources:
         gpu=gpus,
-        runtime=minutes("ulira_unlearn"),
+        runtime=minutes("ulira_unlearn", models=len(ULIRA_SPLITS) if ULIRA["one_job"] else 1),
         mem_mb=memory,
     params:
+        splits=ulira_job_splits,
         hp=lambda w: config["method_params"].get(w.method, {}),
         # the main search's choice (no U-LiRA search) is capped at U-LiRA's E_max
         epoch_cap=lambda w: None if ULIRA_SEARCH else ub_config.ulira_epoch_cap(config),
-        data=lambda w: data_options(),
+        data=lambda w: data_options(w.dataset),
         runtime=lambda w: runtime_options(),
     script:
         "../scripts/ulira_unlearn.py"
@@ -111,7 +115,7 @@ rule ulira_search:
         trials=ULIRA["search_trials"],
         epoch_cap=lambda w: ub_config.ulira_epoch_cap(config),
         hp=lambda w: config["method_params"].get(w.method, {}),
-        data=lambda w: data_options(),
+        data=lambda w: data_options(w.dataset),
         runtime=lambda w: runtime_options(),
     script:
         "../scripts/ulira_search.py"

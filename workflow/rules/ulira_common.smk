@@ -32,6 +32,23 @@ def ulira_checked(wildcards):
     return []
 
 
+def ulira_per_split(pattern):
+    """A path pattern with a {split} wildcard, for a job's splits: the pattern itself
+    (one job per split), or with ulira.one_job every split's path (one job for all)."""
+    if not ULIRA["one_job"]:
+        return pattern
+    return [pattern.replace("{split}", str(k)) for k in ULIRA_SPLITS]
+
+
+def ulira_job_splits(wildcards):
+    """The splits a shadow or shadow-unlearning job handles, in order."""
+    return ULIRA_SPLITS if ULIRA["one_job"] else [int(wildcards.split)]
+
+
+# The log of a job over one split, or over all of them (ulira.one_job).
+ULIRA_JOB = "all" if ULIRA["one_job"] else "split{split}"
+
+
 def ulira_outputs():
     """The U-LiRA table and figure, for rule all when ulira.enabled."""
     if not ULIRA["enabled"]:
@@ -69,12 +86,12 @@ def ulira_search_csvs(wildcards):
 
 
 def ulira_unlearn_inputs(wildcards):
-    """The split file, the split's shadow originals and, with a search, the chosen
+    """The split file, the job's splits' shadow originals and, with a search, the chosen
     hyperparameters: U-LiRA's own search wins, else the main search's choice."""
     base = f"results/ulira/{wildcards.dataset}/{wildcards.model}"
     inputs = {
         "splits": f"{base}/splits.npz",
-        "weights": f"{base}/shadow/split{wildcards.split}.safetensors",
+        "weights": [f"{base}/shadow/split{k}.safetensors" for k in ulira_job_splits(wildcards)],
     }
     if ULIRA_SEARCH:
         inputs["best"] = f"{base}/search/{wildcards.method}/best.json"

@@ -28,7 +28,7 @@ rule unlearn:
     params:
         seeds=SEEDS,
         hp=lambda w: config["method_params"].get(w.method, {}),
-        data=lambda w: data_options(),
+        data=lambda w: data_options(w.dataset),
         runtime=lambda w: runtime_options(),
     script:
         "../scripts/unlearn.py"

@@ -1,4 +1,5 @@
-"""Unlearn the F shadow originals of one split with one method; keep the logit bank."""
+"""Unlearn the F shadow originals of each of the job's splits (one, or all with
+ulira.one_job) with one method; keep the logit banks."""
 
 from unlearnbench import methods
 from unlearnbench.jobs.ulira import ShadowContext, unlearn_shadow_split
@@ -7,6 +8,7 @@ from unlearnbench.logs import logging_to
 from unlearnbench.search import within_cap
 
 w = snakemake.wildcards
+outputs = [snakemake.output[0]] if len(snakemake.output) == 1 else list(snakemake.output)
 with logging_to(snakemake.log[0]):
     hp, source = chosen_hyperparameters(w.method, snakemake.params.hp, snakemake.input.get("best"))
     cap = snakemake.params.epoch_cap
@@ -15,5 +17,5 @@ with logging_to(snakemake.log[0]):
     print(f"hyperparameters from {source}: {hp}")
     ctx = ShadowContext(w.dataset, snakemake.input.splits, **snakemake.params.data, **snakemake.params.runtime,
                         threads=snakemake.threads)
-    unlearn_shadow_split(ctx, w.model, w.method, int(w.split), hp, snakemake.input.weights, snakemake.output[0],
-                         source)
+    for split, weights, out in zip(snakemake.params.splits, snakemake.input.weights, outputs, strict=True):
+        unlearn_shadow_split(ctx, w.model, w.method, split, hp, weights, out, source)

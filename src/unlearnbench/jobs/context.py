@@ -14,12 +14,27 @@ class DeviceContext:
     """The set-up every model job shares: the dataset's spec, the device, the precision
     resolved for it, and the process's threads and determinism (runtime.setup)."""
 
-    def __init__(self, dataset: str, device="auto", precision="fp32", threads=None):
+    def __init__(self, dataset: str, device="auto", precision="fp32", threads=None, image_size=None):
         self.dataset = dataset
-        self.spec = data.get_spec(dataset)
+        self.spec = data.get_spec(dataset, image_size)
         self.device = runtime.select_device(device)
         self.precision = runtime.resolve_precision(precision, self.device)
+        self._precision_choice, self._precision_checked = precision, set()
         runtime.setup(threads, self.device)
+
+    def fit_precision(self, net: torch.nn.Module) -> torch.nn.Module:
+        """Under precision auto, fall back to fp32 (for the rest of the job) where bf16
+        would corrupt this model's training here (runtime.bf16_cpu_hazards: resnet18 on
+        16x16 inputs on a CPU); checked once per model class. Returns `net`."""
+        if type(net) not in self._precision_checked:
+            self._precision_checked.add(type(net))
+            shape = (3, self.spec.image_size, self.spec.image_size)
+            precision = runtime.resolve_precision(self._precision_choice, self.device, net, shape)
+            if precision != self.precision:
+                print(f"precision auto: {precision} for {type(net).__name__} on {shape[1]}x{shape[2]} inputs "
+                      "(bf16 on this CPU corrupts the weight gradient of stride-2 convolutions on 1x1 maps)")
+                self.precision = precision
+        return net
 
     def conditions(self) -> dict:
         """What a metrics JSON records of the job's set-up: the device type and the
@@ -32,10 +47,10 @@ class Context(DeviceContext):
     device and the precision. Built once per job."""
 
     def __init__(self, dataset: str, splits_path, data_dir="data", download=False, device="auto",
-                 precision="fp32", threads=None):
-        super().__init__(dataset, device, precision, threads)
+                 precision="fp32", threads=None, image_size=None):
+        super().__init__(dataset, device, precision, threads, image_size)
         indices = data.read_splits(splits_path)
-        pool = data.load_pool(dataset, data_dir, download)
+        pool = data.load_pool(dataset, data_dir, download, self.spec.image_size)
         if max(int(v.max()) for v in indices.values() if len(v)) >= len(pool.labels):
             raise io.CorruptFileError(f"{splits_path} indexes past the {len(pool.labels)} examples of {dataset}")
         self.splits: dict[str, Split] = make_splits_on_device(
@@ -44,7 +59,7 @@ class Context(DeviceContext):
     def model(self, name: str, checkpoint) -> torch.nn.Module:
         net = models.build(name, self.spec.num_classes, self.spec.image_size)
         io.load_state(checkpoint, net)
-        return runtime.prepare_model(net, self.device)
+        return self.fit_precision(runtime.prepare_model(net, self.device))
 
     def training_split(self, kind: str) -> Split:
         """original: retain + forget; retrained: retain only."""

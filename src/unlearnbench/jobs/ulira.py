@@ -36,10 +36,10 @@ class ShadowContext(DeviceContext):
     the split design."""
 
     def __init__(self, dataset: str, design_path, data_dir="data", download=False, device="auto",
-                 precision="fp32", threads=None):
-        super().__init__(dataset, device, precision, threads)
+                 precision="fp32", threads=None, image_size=None):
+        super().__init__(dataset, device, precision, threads, image_size)
         self.design = ulira.Design.load(design_path)
-        pool = data.load_pool(dataset, data_dir, download)
+        pool = data.load_pool(dataset, data_dir, download, self.spec.image_size)
         d = self.design
         if max(int(d.pool.max()), int(d.val.max())) >= pool.n_train or \
                 not np.array_equal(pool.labels.numpy()[d.pool], d.labels):
@@ -63,8 +63,8 @@ class ShadowContext(DeviceContext):
         return self.subset(d.in_mask[split] if kind == "original" else d.retain_mask(split, forget_set))
 
     def new_model(self, model: str, seed: int | None = None) -> torch.nn.Module:
-        return runtime.prepare_model(models.build(model, self.spec.num_classes, self.spec.image_size, seed=seed),
-                                     self.device)
+        net = models.build(model, self.spec.num_classes, self.spec.image_size, seed=seed)
+        return self.fit_precision(runtime.prepare_model(net, self.device))
 
     def logits(self, net: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
         """Un-augmented eval-mode logits on the pool and on the validation set."""
