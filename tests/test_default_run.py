@@ -13,7 +13,7 @@ import torch
 
 from conftest import REPO, copy_workflow, snakemake, write_config
 from unlearnbench import config, data, io, models, runtime
-from unlearnbench.jobs import Context
+from unlearnbench.jobs.context import Context
 
 
 def _reference_checks():
