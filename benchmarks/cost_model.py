@@ -74,12 +74,12 @@ def part1(args) -> dict:
     lib, bare = startup_seconds()
     log(f"job start-up: import unlearnbench.jobs.unlearn + methods {lib:.2f} s (bare python {bare:.2f} s)")
     t = time.perf_counter()
-    pool = data.load_pool("digits")
+    spec = data.get_spec("digits", args.image_size or default_recipe().get("image_size"))
+    pool = data.load_pool("digits", image_size=spec.image_size)
     idx = data.make_splits(pool.n_train, len(pool.labels))
-    spec = data.get_spec("digits")
     splits = make_splits_on_device(pool.images, pool.labels, idx, spec, torch.device("cpu"))
     t_data = time.perf_counter() - t
-    log(f"data: digits decoded and split in {t_data:.2f} s: "
+    log(f"data: digits at {spec.image_size}x{spec.image_size} decoded and split in {t_data:.2f} s: "
         + ", ".join(f"{k} {len(v)}" for k, v in splits.items()))
     train_split = Split(torch.cat([splits["retain"].images, splits["forget"].images]),
                         torch.cat([splits["retain"].labels, splits["forget"].labels]), spec)
@@ -218,6 +218,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default: config.yaml's training.digits.epochs)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--image-size", type=int, default=None, help="digits input size (default: config.yaml's)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="as the config key")
     p.add_argument("--grid-only", action="store_true")
     p.add_argument("--trials", type=int, default=None,

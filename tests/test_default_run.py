@@ -130,9 +130,9 @@ def test_reference_checks_on_a_tiny_run(tmp_path):
     write_config(tmp_path / "tiny.yaml", models=["smallcnn"], seeds=[0], methods=["ft"], search={"trials": 0},
                  training={"digits": {"epochs": 3, "batch_size": 128, "image_size": 16}}, device="cpu",
                  method_params={"ft": {"epochs": 1}},
-                 ulira={"enabled": True, "splits": 2, "forget_sets": 2, "forget_fraction": 0.5, "epochs": 2,
-                        "methods": ["ft"], "min_samples": 2, "one_job": True})
-    snakemake(tmp_path, "--cores", "2", "--configfile", "tiny.yaml", "metrics", "table_ulira")
+                 ulira={"enabled": True, "splits": 4, "forget_sets": 2, "forget_fraction": 0.5, "epochs": 2,
+                        "methods": ["ft"], "min_samples": 4, "one_job": True})
+    snakemake(tmp_path, "metrics", "table_ulira", "--cores", "2", "--configfile", "tiny.yaml")
     info = json.loads((tmp_path / "results/digits/smallcnn/original/seed0.json").read_text())
     assert info["recipe"]["image_size"] == 16 and info["recipe"]["batch_size"] == 128
     assert (tmp_path / "logs/ulira/digits/smallcnn/shadow/all.log").exists()
