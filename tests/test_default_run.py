@@ -44,7 +44,7 @@ def test_config_image_size_is_a_training_override_and_is_checked():
     assert config.recipe(cfg, "digits")["image_size"] == 16
     with pytest.raises(config.ConfigError, match="image_size"):
         config.validate({"training": {"digits": {"image_size": 2}}})
-    assert config.validate({})["ulira"]["one_job"] is False  # the paper grid: one job per split
+    assert config.validate({})["ulira"]["one_job"] is None  # by the bank's size
 
 
 def test_context_holds_the_configured_input_size(tmp_path):
@@ -89,7 +89,7 @@ def test_precision_auto_falls_back_to_fp32_only_where_bf16_is_defective(monkeypa
 # ----------------------------------------------------------------------------- U-LiRA jobs
 
 
-@pytest.mark.parametrize("one_job, shadow, unlearn", [(False, 4, 8), (True, 1, 2)])
+@pytest.mark.parametrize("one_job, shadow, unlearn", [(False, 4, 8), (True, 1, 2), (None, 1, 2)])
 def test_ulira_one_job_runs_every_split_in_one_job(tmp_path, one_job, shadow, unlearn):
     copy_workflow(tmp_path)
     write_config(tmp_path / "tiny.yaml", models=["smallcnn"], methods=["ft", "ga"], search={"trials": 0},

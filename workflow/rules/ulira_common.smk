@@ -14,6 +14,13 @@ ULIRA_METHODS = ULIRA["methods"]
 ULIRA_KINDS = ["retrained", "original"] + ULIRA_METHODS
 ULIRA_SPLITS = list(range(ULIRA["splits"]))
 ULIRA_SEARCH = ULIRA["search_trials"] > 0
+# One job for every split (few start-ups) or one per split (parallel): ulira.one_job,
+# by default one job for a small bank only (so the paper grid keeps its per-split jobs).
+ULIRA_ONE_JOB = (
+    ULIRA["one_job"]
+    if ULIRA["one_job"] is not None
+    else ULIRA["splits"] * ULIRA["forget_sets"] <= 64
+)
 ULIRA_DIR = "results/ulira/{dataset}/{model}"
 ULIRA_CONSTRAINTS = {
     "dataset": re.escape(ULIRA_DATASET),
@@ -35,18 +42,18 @@ def ulira_checked(wildcards):
 def ulira_per_split(pattern):
     """A path pattern with a {split} wildcard, for a job's splits: the pattern itself
     (one job per split), or with ulira.one_job every split's path (one job for all)."""
-    if not ULIRA["one_job"]:
+    if not ULIRA_ONE_JOB:
         return pattern
     return [pattern.replace("{split}", str(k)) for k in ULIRA_SPLITS]
 
 
 def ulira_job_splits(wildcards):
     """The splits a shadow or shadow-unlearning job handles, in order."""
-    return ULIRA_SPLITS if ULIRA["one_job"] else [int(wildcards.split)]
+    return ULIRA_SPLITS if ULIRA_ONE_JOB else [int(wildcards.split)]
 
 
 # The log of a job over one split, or over all of them (ulira.one_job).
-ULIRA_JOB = "all" if ULIRA["one_job"] else "split{split}"
+ULIRA_JOB = "all" if ULIRA_ONE_JOB else "split{split}"
 
 
 def ulira_outputs():
