@@ -32,10 +32,10 @@ SKIP_DIRS = {".git", "results", "figures", "logs", "data", ".snakemake", "__pyca
 # Each pattern is written so that this file's own source does not match it.
 OUTSIDE_DOCUMENT = re.compile(r"\b(?:PAPER|METHODS|DESIGN)\.md\b|\.\./shared\b|\bshared/[A-Z]+\.md")
 ISSUE_NUMBER = re.compile(r"\b[Ii]ssues?\s+(?:no\.\s*)?#?\d+")
-SECTION = r"§\s*\d+(?:\.\d+)*(?:\s*[-–]\s*\d+(?:\.\d+)*)?"
+SECTION = r"§\s*\d+(?:\.\d+)*(?:\s*[-–]\s*§?\s*\d+(?:\.\d+)*)?"
 CITATION = re.compile(r"(?<![\w/.-])docs/(?P<file>[\w-]+\.md)(?:#(?P<anchor>[\w-]+))?"
                       r"(?P<sections>(?:[\s,]*(?:(?:and|or|to)\s+)?" + SECTION + r")*)")
-ONE_SECTION = re.compile(r"§\s*(\d+(?:\.\d+)*)(?:\s*[-–]\s*(\d+(?:\.\d+)*))?")
+ONE_SECTION = re.compile(r"§\s*(\d+(?:\.\d+)*)(?:\s*[-–]\s*§?\s*(\d+(?:\.\d+)*))?")
 MD_LINK = re.compile(r"!?\[[^\]]*\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
 REPO_PATH = re.compile(r"(?<![\w/.{}-])(?P<path>(?:src|tests|benchmarks|workflow|configs|profiles|envs|docs)"
                        r"/[\w/.-]*[\w-]\.(?:py|smk|yaml|yml|md|rst|png|toml))\b")
@@ -225,14 +225,14 @@ def test_checker_flags_known_bad_citations():
     outside = "see " + "PAPER" + ".md \u00a74 and " + "issue" + " 7"
     assert len(OUTSIDE_DOCUMENT.findall(outside)) == 1 and len(ISSUE_NUMBER.findall(outside)) == 1
     d, s = "docs" + "/", "\u00a7"  # spelled out so that this file does not cite them itself
-    text = (f"{d}protocol.md {s}4, {s}99 and {d}protocol.md {s}1-3; {d}nowhere.md; {d}methods.md#nope; "
-            f"{d}methods.md#msg; bare {s}5")
+    text = (f"{d}protocol.md {s}4, {s}99 and {d}protocol.md {s}1-3, {s}2-{s}7; {d}nowhere.md; {d}methods.md#nope; "
+            f"{d}methods.md#msg; bare {s}5; {d}protocol.md {s}7-{s}10")
     problems = citation_problems("src/x.py", text)
-    assert any(s + "99" in p for p in problems)
+    assert any(s + "99" in p for p in problems) and any(s + "10" in p for p in problems)
     assert any("nowhere.md" in p for p in problems)
     assert any("#nope" in p for p in problems)
     assert any(s + "5 names no document" in p for p in problems)
-    assert len(problems) == 4, problems
+    assert len(problems) == 5, problems
 
 
 def test_github_slug_known_answers():
