@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from unlearnbench import data as ub_data
 from unlearnbench.batches import Split
 
-CIFAR10_SIZES = {"retain": 38250, "forget": 4250, "val": 7500, "test": 10000}  # PAPER.md §2
+CIFAR10_SIZES = {"retain": 38250, "forget": 4250, "val": 7500, "test": 10000}  # docs/protocol.md §2
 
 
 def machine() -> str:
@@ -55,7 +55,7 @@ def synthetic_images(n: int, seed: int = 0, size: int = 32) -> tuple[torch.Tenso
 
 
 def cifar10_like_splits(scale: float, seed: int = 0) -> dict[str, Split]:
-    """Splits with cifar10's proportions (PAPER.md §2) times `scale`, cifar10's spec
+    """Splits with cifar10's proportions (docs/protocol.md §2) times `scale`, cifar10's spec
     (crop + flip augmentation, cifar10 normalisation)."""
     spec = ub_data.get_spec("cifar10")
     sizes = {k: max(16, round(v * scale)) for k, v in CIFAR10_SIZES.items()}

@@ -5,7 +5,7 @@ config (digits, config.yaml's training epochs and batch size): job start-up (imp
 loading, training the original, every method's unlearning with its defaults (and its
 RTE = training seconds / unlearning seconds, the ratio this script prints), evaluation.
 
-Part 2 counts the paper grid's work (PAPER.md §2, §3, §5, §6, §7) in training
+Part 2 counts the paper grid's work (docs/protocol.md §2, §3, §5, §6, §7) in training
 sample-passes (one forward + backward of one image) and converts it to GPU hours at
 ASSUMED GPU throughputs (--gpu-rate for 32x32 inputs, --gpu-flops for 224x224 inputs).
 Nothing here was measured on a GPU.
@@ -128,7 +128,7 @@ def part1(args) -> dict:
 
 # --------------------------------------------------------------------------- paper grid
 
-DATASETS = {  # retain, forget, val, test, training epochs, image side (PAPER.md §1-3)
+DATASETS = {  # retain, forget, val, test, training epochs, image side (docs/protocol.md §1-3)
     "cifar10": (38250, 4250, 7500, 10000, 182, 32),
     "cifar100": (38250, 4250, 7500, 10000, 182, 32),
     "mnist": (45900, 5100, 9000, 10000, 50, 32),
@@ -160,7 +160,7 @@ def forward_macs(name: str, side: int) -> int:
 
 
 def grid(args) -> None:
-    """GPU hours of the paper grid (PAPER.md §7) under stated assumptions.
+    """GPU hours of the paper grid (docs/protocol.md §7) under stated assumptions.
 
     Seconds per training sample-pass (forward + backward of one image) of a model at an
     image size = max(1 / rate32, 6 x forward MACs / achieved FLOP/s): small 32x32 inputs
@@ -190,7 +190,7 @@ def grid(args) -> None:
             add("train O+R (10 seeds)", f"{model}/{name}", c * seeds * (epochs * (r + f) + epochs * r + 2 * eval_pass))
             add("search (3 seeds x 100 trials)", f"{model}/{name}", c * n_methods * search_seeds * trials * trial)
             add("final unlearn + eval (10 seeds)", f"{model}/{name}", c * n_methods * seeds * trial)
-    # U-LiRA: cifar10, resnet18; 64 splits x 10 forget sets; 91 epochs; 6 methods (PAPER.md §6)
+    # U-LiRA: cifar10, resnet18; 64 splits x 10 forget sets; 91 epochs; 6 methods (docs/protocol.md §6)
     c, inn, ret, pool = per_sample["resnet18", 32], 23750, 21375, 47500
     ul_trial = (math.ceil(0.2 * 91) + 1) / 2 * ret + pool * FORWARD_FRACTION
     add("ulira models + logits", "resnet18/cifar10",
@@ -205,7 +205,7 @@ def grid(args) -> None:
         log(f"  {where:34s} {sum(h for (_, w), h in hours.items() if w == where):8.0f} GPU h")
     log(f"  {'total':34s} {total:8.0f} GPU h")
     ref = 182 * 38250 / 1677
-    log(f"  for scale: PAPER.md §8 reports a cifar10/resnet18 retraining by the reference code in 1,677 s "
+    log(f"  for scale: docs/protocol.md §8 reports a cifar10/resnet18 retraining by the reference code in 1,677 s "
         f"({ref:.0f} samples/s, unknown hardware); at that rate for 32x32 work the grid takes about "
         f"{total * args.gpu_rate / ref:.0f} GPU h if every stage slowed alike")
 

@@ -1,6 +1,6 @@
 """Evaluation throughput: the project's evaluate vs a per-metric DataLoader idiom.
 
-Both sides compute every metric of PAPER.md §4 for one model: top-1 accuracy on retain,
+Both sides compute every metric of docs/protocol.md §4 for one model: top-1 accuracy on retain,
 forget, val and test, per-sample cross-entropy losses on forget, val and test, and the
 val and test population MIA (unlearnbench.attacks.mia, the same function on both sides).
 
@@ -9,7 +9,7 @@ val and test population MIA (unlearnbench.attacks.mia, the same function on both
            (inference_mode; on CPU BatchNorm folded into channels_last convolutions)
   idiom    a Dataset with per-sample torchvision transforms (ToTensor + Normalize) and a
            DataLoader (batch --idiom-batch, its best worker count), one pass per metric
-           and split, as the issue defines the idiom: an accuracy pass on each of the 4
+           and split, as docs/performance.md#the-idiom defines it: an accuracy pass on each of the 4
            splits, then each MIA's two loss passes (val MIA: forget and val; test MIA:
            forget and test), 8 passes under torch.no_grad()
 

@@ -9,7 +9,7 @@ and, when the run has U-LiRA scores (results/ulira/*/*/scores/{original,retraine
   U-LiRA AUC        the originals' AUC above the retrained models'
 
 Prints one row per check and exits 1 when any fails (a quality check of a run, not a
-test: the embedded default's numbers are in README, Performance).
+test: the embedded default's numbers are in docs/performance.md).
 
     python benchmarks/reference_checks.py                  # results/ of the current folder
     python benchmarks/reference_checks.py --results other/results

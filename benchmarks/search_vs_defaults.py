@@ -1,4 +1,4 @@
-"""Tuned vs default hyperparameters on the search objective (PAPER.md §5), per method.
+"""Tuned vs default hyperparameters on the search objective (docs/protocol.md §5), per method.
 
 For one (dataset, model, search seed) whose original and retrained models the workflow
 has trained (under --results), and for each method, it runs the study of the `search`

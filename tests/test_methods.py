@@ -1,4 +1,4 @@
-"""Every registered method on every registry model: the contract of METHODS.md."""
+"""Every registered method on every registry model: the contract of docs/methods.md."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_declared_data_access(name, reads):
 
 
 def test_only_kde_and_scrub_read_validation_data():
-    """METHODS.md: KDE is the only method that trains on D_v; SCRUB reads D_v only to
+    """docs/methods.md: KDE is the only method that trains on D_v; SCRUB reads D_v only to
     measure the error its rewinding rule compares against."""
     assert [n for n in ALL if "val" in methods.get(n).READS] == ["scrub", "kde"]
 

@@ -1,4 +1,4 @@
-"""Known-answer tests of SRL, NG+, SCRUB, BT, SalUn, FF and IU (METHODS.md), on tiny
+"""Known-answer tests of SRL, NG+, SCRUB, BT, SalUn, FF and IU (docs/methods.md), on tiny
 synthetic data and the CPU smallcnn."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""CF-k, EU-k, FCS, MSG, CFW, PRMQ, KDE and RNI (METHODS.md): each method's defining
+"""CF-k, EU-k, FCS, MSG, CFW, PRMQ, KDE and RNI (docs/methods.md): each method's defining
 mechanism against a known answer, on tiny synthetic data and the small CPU CNN."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Tables, figures, statistics and the report (issue 8).
+"""Tables, figures, statistics and the report.
 
-The main table is checked against PAPER.md §4 recomputed here from metrics.csv with
+The main table is checked against docs/protocol.md §4 recomputed here from metrics.csv with
 plain loops (not scores.summary); rankings, confidence intervals and the
 critical-difference test against hand-made numbers; the workflow test builds every
 table and figure from a synthetic results/metrics.csv in a copy of the workflow and
@@ -59,10 +59,10 @@ def metrics_csv(tmp_path_factory) -> Path:
     return path
 
 
-# --- the main table against PAPER.md §4 ------------------------------------------------------
+# --- the main table against docs/protocol.md §4 ------------------------------------------------------
 
 def paper_scores(frame: pd.DataFrame) -> dict:
-    """PAPER.md §4, written out: ratios of means over seeds against the retrained model."""
+    """docs/protocol.md §4, written out: ratios of means over seeds against the retrained model."""
     out = {}
     for (dataset, model), block in frame.groupby(["dataset", "model"]):
         ref = block[block["method"] == "retrained"]

@@ -1,4 +1,4 @@
-"""Hyperparameter search (PAPER.md §5): objectives, best-trial selection, failed and
+"""Hyperparameter search (docs/protocol.md §5): objectives, best-trial selection, failed and
 pruned trials, resuming a killed study, and the real search rules on a tiny config."""
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ def test_search_rules_on_a_tiny_config(tmp_path):
         assert best["norm"] == pytest.approx(float(trials["norm"].min()))
         assert trials.loc[0, "user_attrs_start"] == "method defaults"
         assert trials.loc[1, "user_attrs_start"] == search.START_FROM_DEFAULTS
-        full = {"ft": 5, "ga": 10}[method]  # METHODS.md defaults, and capped at E_max = 1 in trial 0
+        full = {"ft": 5, "ga": 10}[method]  # the defaults in docs/methods.md, and capped at E_max = 1 in trial 0
         assert (trials.loc[0, "params_epochs"], trials.loc[1, "params_epochs"]) == (full, 1)
     ft = search.read_trials(base / "ft" / "seed0.csv").set_index("number")
     assert (ft.loc[0, "params_lr"], ft.loc[0, "params_batch_size"]) == (0.1, 256)

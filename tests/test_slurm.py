@@ -1,4 +1,4 @@
-"""The SLURM path end to end, on a real SLURM cluster (issue 6).
+"""The SLURM path end to end, on a real SLURM cluster.
 
 `bash .ci/start_slurm.sh` starts a one-node cluster on this machine (root, Debian).
 The test runs the workflow with `--profile profiles/slurm` on a tiny configuration,

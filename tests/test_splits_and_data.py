@@ -1,5 +1,5 @@
 """Datasets through the real torchvision code paths on fixture files in the real
-on-disk formats, and the fixed splits of PAPER.md §2."""
+on-disk formats, and the fixed splits of docs/protocol.md §2."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_make_splits_sizes_partition_and_determinism():
 def test_digits_pool_is_embedded_and_like_mnist():
     pool = data.load_pool("digits")
     assert pool.images.shape == (1_797, 3, 32, 32) and pool.images.dtype == torch.uint8
-    assert data.get_spec("digits").image_size == 32  # PAPER.md §1: like mnist
+    assert data.get_spec("digits").image_size == 32  # docs/protocol.md §1: like mnist
     assert pool.n_train == 1_797 - int(0.2 * 1_797)
     assert torch.equal(pool.images[:, 0], pool.images[:, 2])  # grey replicated
     assert int(pool.images.max()) == 255 and set(pool.labels.tolist()) == set(range(10))

@@ -1,4 +1,4 @@
-"""U-LiRA (PAPER.md §6): split design, statistic, Gaussian fits, scoring and metrics on
+"""U-LiRA (docs/protocol.md §6): split design, statistic, Gaussian fits, scoring and metrics on
 synthetic banks with known answers, the job helpers, and the real Snakemake rules on
 a tiny config."""
 

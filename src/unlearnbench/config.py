@@ -14,7 +14,7 @@ from .names import DATASET_NAMES, MODEL_NAMES
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
-# PAPER.md §3: reference recipe per dataset (config `training` overrides it).
+# docs/protocol.md §3: reference recipe per dataset (config `training` overrides it).
 DEFAULT_EPOCHS = {"cifar10": 182, "cifar100": 182}
 DEFAULT_BATCH = {"utkface": 128}
 
@@ -137,7 +137,7 @@ def recipe(config: dict, dataset: str) -> dict:
 
 
 def epoch_cap(config: dict, dataset: str) -> int:
-    """E_max = ceil(0.2 x training epochs) (PAPER.md §5)."""
+    """E_max = ceil(0.2 x training epochs) (docs/protocol.md §5)."""
     return -(-recipe(config, dataset)["epochs"] // 5)
 
 

@@ -1,6 +1,6 @@
 """Dataset registry, decoding to an in-memory uint8 pool, and the fixed splits.
 
-"Pool" = the official train set followed by the official test set (PAPER.md §1); every
+"Pool" = the official train set followed by the official test set (docs/protocol.md §1); every
 split index points into it. Each dataset is decoded once per job into a uint8 tensor
 of shape (N, 3, H, W); normalisation and augmentation happen batched (batches.py).
 """
@@ -193,7 +193,7 @@ def load_pool(name: str, data_dir: str | Path = "data", download: bool = False, 
 
 def make_splits(n_train: int, n_pool: int, val_fraction: float = 0.15, forget_fraction: float = 0.1,
                 seed: int = SPLIT_SEED) -> dict[str, np.ndarray]:
-    """PAPER.md §2: test = official test; 15 % of train is val; 10 % of the rest is forget."""
+    """docs/protocol.md §2: test = official test; 15 % of train is val; 10 % of the rest is forget."""
     from sklearn.model_selection import train_test_split
 
     train_idx = np.arange(n_train, dtype=np.int64)

@@ -1,4 +1,4 @@
-"""Per-model evaluation (PAPER.md §4): accuracies on four splits, per-sample losses,
+"""Per-model evaluation (docs/protocol.md §4): accuracies on four splits, per-sample losses,
 val and test population MIA, all from one forward pass per split in large batches.
 
 Speed (benchmarks/eval_throughput.py): one un-augmented pass per split gives logits,

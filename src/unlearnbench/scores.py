@@ -1,4 +1,4 @@
-"""Scores of PAPER.md §4 from results/metrics.csv (pandas).
+"""Scores of docs/protocol.md §4 from results/metrics.csv (pandas).
 
 Point estimates follow the paper: retention ratios are ratios of means over seeds
 (RR = mean RA_u / mean RA_R, likewise FR, TR), RetDev = |RR-1| + |FR-1| + |TR-1|,

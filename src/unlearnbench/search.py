@@ -1,4 +1,4 @@
-"""Hyperparameter search engine (PAPER.md §5): the four objectives, a generic resumable
+"""Hyperparameter search engine (docs/protocol.md §5): the four objectives, a generic resumable
 Optuna study runner, the per-trial table, the method defaults moved into a search space,
 and the best-trial selection. The jobs that use it are unlearnbench/jobs/search.py (the
 `search` and `select_best` rules) and jobs/ulira.py (U-LiRA's search); the table of the
@@ -35,10 +35,10 @@ from tqdm import tqdm
 # that importing this module (U-LiRA's search, a subprocess in the tests) stays light.
 
 OBJECTIVES = ("retain_gap", "forget_gap", "val_gap", "mia_gap")
-"""Column names of the 4 objectives, all minimised (PAPER.md §5)."""
+"""Column names of the 4 objectives, all minimised (docs/protocol.md §5)."""
 
 MAX_BATCH_SIZE = {"utkface": 128}
-"""Datasets whose trials are pruned when a sampled batch size exceeds the limit (§5)."""
+"""Datasets whose trials are pruned when a sampled batch size exceeds the limit (docs/protocol.md §5)."""
 
 ATTEMPTS_PER_TRIAL = 3
 """A study gives up after n_trials x this many trials (failed and pruned included)."""
@@ -223,7 +223,7 @@ def _one_trial(study, objective, space, epoch_cap, sampler_seed, number, n_objec
         values = [float(v) for v in values]
     except optuna.TrialPruned as err:
         return _finish(study, trial, TrialState.PRUNED, None, f"pruned: {err}", start, log)
-    except Exception as err:  # any failure of one trial is recorded, not fatal (§5)
+    except Exception as err:  # any failure of one trial is recorded, not fatal (docs/protocol.md §5)
         log(traceback.format_exc().rstrip())
         reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
         return _finish(study, trial, TrialState.FAIL, None, reason, start, log)

@@ -1,4 +1,4 @@
-"""The training recipe shared by original, retrained and shadow models (PAPER.md §3).
+"""The training recipe shared by original, retrained and shadow models (docs/protocol.md §3).
 
 SGD (lr 0.1, momentum 0.9, weight decay 5e-4), cross-entropy, cosine annealing over
 the epochs stepped per epoch, batch 256 (utkface 128), augmentation on.

@@ -69,7 +69,7 @@ def metrics_files():
 # Cluster resources (used by profiles/slurm; a local run only counts cores). Run time
 # in minutes = stage base x dataset cost x model cost x models per job, times the
 # attempt number on retries. The bases are estimates for one modern GPU, not measured
-# (README's Performance section measures CPU runs only); measure before relying on them.
+# (docs/performance.md measures CPU runs only); measure before relying on them.
 STAGE_MINUTES = {
     "train_reference": 60,
     "unlearn": 20,

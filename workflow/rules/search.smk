@@ -1,4 +1,4 @@
-# Hyperparameter search (PAPER.md §5): one Optuna study per (dataset, model, method,
+# Hyperparameter search (docs/protocol.md §5): one Optuna study per (dataset, model, method,
 # search seed), the best trial over the search seeds, and the table of chosen settings.
 # Active when config search.trials > 0 (one number, or one per model); the unlearn
 # rule then reads best.json.

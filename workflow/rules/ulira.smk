@@ -1,4 +1,4 @@
-# U-LiRA (PAPER.md §6): split design -> shadow originals + retrained models (one job per
+# U-LiRA (docs/protocol.md §6): split design -> shadow originals + retrained models (one job per
 # split) -> shadow unlearning (one job per method and split) -> float16 logit banks ->
 # per-method attack -> table_ulira, figure_ulira. Config section `ulira`; with
 # ulira.search_trials > 0, a U-LiRA-specific search on shadow splits chooses each

@@ -1,4 +1,4 @@
-"""Write the fixed split of one dataset (PAPER.md §2)."""
+"""Write the fixed split of one dataset (docs/protocol.md §2)."""
 
 from unlearnbench.jobs.reference import write_splits
 from unlearnbench.logs import logging_to

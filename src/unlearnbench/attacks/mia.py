@@ -1,4 +1,4 @@
-"""Population membership-inference attack on per-sample losses (PAPER.md §4).
+"""Population membership-inference attack on per-sample losses (docs/protocol.md §4).
 
 Members = forget set, non-members = val or test. Both are shuffled and truncated to
 the smaller size; a logistic regression on the single loss feature is scored by

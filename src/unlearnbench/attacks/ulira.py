@@ -1,4 +1,4 @@
-"""U-LiRA, the per-example unlearning likelihood-ratio attack (PAPER.md §6).
+"""U-LiRA, the per-example unlearning likelihood-ratio attack (docs/protocol.md §6).
 
 Design, the reference's index for index (its pipeline/lira/step_1_lira_generate_splits.py;
 docs/reference.md, U-LiRA rows). The official train part is permuted with
@@ -121,7 +121,7 @@ def forget_size(n_in: int, forget_fraction: float) -> int:
 
 def make_design(n_train: int, labels: np.ndarray, n_splits: int, n_forget_sets: int,
                 val_fraction: float = 0.05, forget_fraction: float = 0.1, seed: int = SPLIT_SEED) -> Design:
-    """PAPER.md §6's design over the first `n_train` examples of a dataset pool (its
+    """docs/protocol.md §6's design over the first `n_train` examples of a dataset pool (its
     official train part), drawn as the reference draws it (module docstring); `labels`
     are the labels of those examples (or of the whole pool)."""
     if n_splits < 1 or n_forget_sets < 1:

@@ -204,7 +204,7 @@ def metrics_from_logits(design: ulira.Design, split: int, forget_set: int, pool_
 
 def search_job(ctx: ShadowContext, model: str, method: str, split: int, n_trials: int, epoch_cap: int, weights,
                retrained_bank, out_csv, method_params: Mapping | None = None, progress: bool = True):
-    """One U-LiRA search study (PAPER.md §6): each trial unlearns a copy of the shadow
+    """One U-LiRA search study (docs/protocol.md §6): each trial unlearns a copy of the shadow
     original of (split, forget set 0) and scores it with the benchmark's 4 objectives
     against the retrained shadow model of (split, 0), measured from its logit bank.
     Resumable from the journal beside the CSV (search.run_study)."""

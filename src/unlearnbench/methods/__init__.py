@@ -1,4 +1,4 @@
-"""Method registry: one module per method (METHODS.md), discovered by name.
+"""Method registry: one module per method (docs/methods.md), discovered by name.
 
 A method module defines NAME, LABEL (the paper's spelling), READS (the splits it may
 read), DEFAULTS, `search_space(trial, epoch_cap) -> dict` and
@@ -25,7 +25,7 @@ from .. import REFERENCES
 if TYPE_CHECKING:
     import torch
 
-# METHODS.md order; modules not listed here sort after, by name.
+# docs/methods.md order; modules not listed here sort after, by name.
 PAPER_ORDER = ("ft", "ga", "srl", "ngplus", "scrub", "bt", "salun", "ff", "iu", "cfk", "euk",
                "fcs", "msg", "cfw", "prmq", "ct", "kde", "rni")
 _NOT_METHODS = {"base"}  # and every _module (shared helpers)

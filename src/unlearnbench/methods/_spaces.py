@@ -24,7 +24,7 @@ def suggest_epochs(trial, name: str, epoch_cap: int) -> int:
 
 
 def base_space(trial, epoch_cap: int) -> dict:
-    """METHODS.md "base space": lr, weight decay log-uniform [1e-5, 1e-1], batch size in
+    """The base space (docs/methods.md#base-space): lr, weight decay log-uniform [1e-5, 1e-1], batch size in
     {64, 128, 256}, epochs int [1, E_max]; momentum stays 0.9."""
     return {
         "lr": suggest_lr(trial, "lr"),

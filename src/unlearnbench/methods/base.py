@@ -10,7 +10,7 @@ SPLITS = ("retain", "forget", "val")
 
 
 class DataAccessError(PermissionError):
-    """A method asked for a split it is not listed with (METHODS.md)."""
+    """A method asked for a split it is not listed with (docs/methods.md)."""
 
 
 @dataclass

@@ -24,7 +24,7 @@ def search_space(trial, epoch_cap: int) -> dict:
 
 @torch.no_grad()
 def reinitialise(modules: list[nn.Module], generator: torch.Generator) -> None:
-    """Re-initialise every Conv2d, BatchNorm and Linear inside `modules` (METHODS.md EU-k).
+    """Re-initialise every Conv2d, BatchNorm and Linear inside `modules` (docs/methods.md#euk).
     BatchNorm running statistics and any other layer (e.g. LayerNorm) are left as they are."""
     for module in modules:
         for m in module.modules():

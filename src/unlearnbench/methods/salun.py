@@ -17,7 +17,7 @@ LABEL = "SalUn"
 READS = ("retain", "forget")
 DEFAULTS = {"epochs": 10, "batch_size": 256, "threshold": 0.5, "lr": 0.01, "momentum": 0.0,
             "weight_decay": 0.0}
-SEARCH_MOMENTUM = 0.9  # METHODS.md "base space": momentum fixed 0.9 (the default above is 0)
+SEARCH_MOMENTUM = 0.9  # the base space (docs/methods.md#base-space): momentum fixed 0.9 (the default above is 0)
 
 
 def search_space(trial, epoch_cap: int) -> dict:
