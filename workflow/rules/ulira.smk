@@ -49,7 +49,9 @@ rule ulira_shadow:
     threads: 1
     resources:
         gpu=gpus,
-        runtime=minutes("ulira_shadow", models=len(ULIRA_SPLITS) if ULIRA_ONE_JOB else 1),
+        runtime=minutes(
+            "ulira_shadow", models=len(ULIRA_SPLITS) if ULIRA_ONE_JOB else 1
+        ),
         mem_mb=memory,
     params:
         splits=ulira_job_splits,
@@ -77,7 +79,9 @@ rule ulira_unlearn:
     threads: 1
     resources:
         gpu=gpus,
-        runtime=minutes("ulira_unlearn", models=len(ULIRA_SPLITS) if ULIRA_ONE_JOB else 1),
+        runtime=minutes(
+            "ulira_unlearn", models=len(ULIRA_SPLITS) if ULIRA_ONE_JOB else 1
+        ),
         mem_mb=memory,
     params:
         splits=ulira_job_splits,

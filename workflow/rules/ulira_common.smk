@@ -98,7 +98,9 @@ def ulira_unlearn_inputs(wildcards):
     base = f"results/ulira/{wildcards.dataset}/{wildcards.model}"
     inputs = {
         "splits": f"{base}/splits.npz",
-        "weights": [f"{base}/shadow/split{k}.safetensors" for k in ulira_job_splits(wildcards)],
+        "weights": [
+            f"{base}/shadow/split{k}.safetensors" for k in ulira_job_splits(wildcards)
+        ],
     }
     if ULIRA_SEARCH:
         inputs["best"] = f"{base}/search/{wildcards.method}/best.json"
