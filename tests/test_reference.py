@@ -25,14 +25,6 @@ C = 10
 SPEC = get_spec("digits")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def split(n: int, seed: int) -> Split:
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)

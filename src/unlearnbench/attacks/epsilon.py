@@ -41,6 +41,8 @@ import warnings
 
 import numpy as np
 
+from .sides import paired_samples
+
 DELTA = 1e-5  # metric.py DELTA
 EPSILON_CAP = 50.0  # metric.py EPSILON_CAP
 NUM_THRESHOLDS_PER_UNIT = 100  # metric.py NUM_THRESHOLDS_PER_UNIT
@@ -188,12 +190,7 @@ def example_epsilon(pos: np.ndarray, neg: np.ndarray) -> float:
 def epsilons(unlearned: np.ndarray, retrained: np.ndarray) -> np.ndarray:
     """Per-example ε from (n, E) samples of each side (metric.py
     `compute_forget_score_from_confs`: the side with the larger median is positive)."""
-    unlearned, retrained = np.asarray(unlearned, dtype=np.float64), np.asarray(retrained, dtype=np.float64)
-    if unlearned.ndim != 2 or retrained.ndim != 2 or unlearned.shape[1] != retrained.shape[1]:
-        raise ValueError(f"need (models, examples) arrays with the same examples, got {unlearned.shape} "
-                         f"and {retrained.shape}")
-    if not (np.isfinite(unlearned).all() and np.isfinite(retrained).all()):
-        raise ValueError("the confidences hold non-finite values")
+    unlearned, retrained = paired_samples(unlearned, retrained, "confidences")
     retrain_positive = np.median(retrained, axis=0) > np.median(unlearned, axis=0)
     out = np.empty(unlearned.shape[1])
     for i in range(unlearned.shape[1]):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from .sides import paired_samples
 from .ulira import logit_confidence
 
 BIN_COUNT = 20  # eval.py compute_binned_KL_div: bin_count
@@ -62,12 +63,7 @@ def binned_probabilities(oracle: np.ndarray, unlearned: np.ndarray,
 
 def klom(unlearned: np.ndarray, oracle: np.ndarray) -> np.ndarray:
     """Per-example KLOM = D_KL(oracle || unlearned) from (n, E) margins of each side."""
-    unlearned, oracle = np.asarray(unlearned, dtype=np.float64), np.asarray(oracle, dtype=np.float64)
-    if unlearned.ndim != 2 or oracle.ndim != 2 or unlearned.shape[1] != oracle.shape[1]:
-        raise ValueError(f"need (models, examples) arrays with the same examples, got {unlearned.shape} "
-                         f"and {oracle.shape}")
-    if not (np.isfinite(unlearned).all() and np.isfinite(oracle).all()):
-        raise ValueError("the margins hold non-finite values")
+    unlearned, oracle = paired_samples(unlearned, oracle, "margins")
     if unlearned.shape[1] == 0:
         return np.zeros(0)
     p, q = binned_probabilities(oracle, unlearned)
