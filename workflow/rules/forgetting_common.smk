@@ -1,0 +1,54 @@
+# Settings and input functions of the forgetting-quality and search-trade-off rules
+# (forgetting.smk); Snakemake's linter wants functions apart from rules.
+
+FORGETTING_DIR = f"results/ulira/{ULIRA_DATASET}/{ULIRA_MODEL}/forgetting"
+FORGETTING_TITLE = (
+    f"{ULIRA_DATASET} / {ULIRA_MODEL}: U-LiRA bank of {ULIRA['splits']} splits x "
+    f"{ULIRA['forget_sets']} forget sets"
+)
+SEARCH_SETTINGS = [(d, m) for d in DATASETS for m in MODELS]
+
+
+def forgetting_inputs(wildcards):
+    """The split file and, per kind (retrained, original, each U-LiRA method), its banks
+    in split order."""
+    base = f"results/ulira/{ULIRA_DATASET}/{ULIRA_MODEL}"
+    return {
+        "splits": f"{base}/splits.npz",
+        **{
+            kind: expand(f"{base}/banks/{kind}/split{{split}}.npz", split=ULIRA_SPLITS)
+            for kind in ULIRA_KINDS
+        },
+    }
+
+
+def forgetting_params():
+    """The table jobs' settings; display labels in display order, so that the jobs need
+    neither torch nor the method registry."""
+    from unlearnbench.report.tables import kind_label, kind_order
+
+    return {
+        "models": ULIRA["score_models"],
+        "dataset": ULIRA_DATASET,
+        "model": ULIRA_MODEL,
+        "labels": {k: kind_label(k) for k in kind_order(ULIRA_KINDS)},
+    }
+
+
+def search_figures(ext):
+    return [f"figures/search_{d}_{m}.{ext}" for d, m in SEARCH_SETTINGS]
+
+
+def forgetting_outputs():
+    """The forgetting-quality and search-trade-off tables and figures, for rule all."""
+    out = []
+    if ULIRA["enabled"]:
+        out += [
+            *rules.table_epsilon.output,
+            *rules.table_klom.output,
+            *rules.figure_epsilon.output,
+            *rules.figure_klom.output,
+        ]
+    if ub_config.search_on(config):
+        out += [*rules.table_search.output, *rules.figure_search.output]
+    return out
