@@ -141,7 +141,8 @@ def test_slurm_end_to_end_retry_and_resume(workdir):
     # run time (profiles/slurm's `slots`), not the longest one's.
     group_id = next(jobid for jobid, log in SUBMITTED.findall(out) if "group_unlearn" in log)
     block = out.split("Group job unlearn_digits_smallcnn", 1)[1].split("has been submitted", 1)[0]
-    runtimes = [int(r) for r in re.findall(r"\bruntime=(\d+)", block)]
+    # Other jobs' submissions may be printed inside the block: read the unlearn jobs' own.
+    runtimes = [int(r) for r in re.findall(r"rule unlearn:.*?\bruntime=(\d+)", block, re.S)]
     assert len(runtimes) == 2, block
     job = subprocess.run(["scontrol", "-o", "show", "job", group_id], capture_output=True, text=True).stdout
     fields = dict(f.split("=", 1) for f in job.split() if "=" in f)
