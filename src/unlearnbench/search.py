@@ -22,6 +22,7 @@ import sys
 import time
 import traceback
 import warnings
+import re
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -50,6 +51,8 @@ DEFAULTS_ATTR = "defaults"
 START_FROM_DEFAULTS = "method defaults moved into the search space (epochs capped at E_max)"
 """user_attrs_start of trial 0 under search.start_from_defaults."""
 ATTR_PREFIX = "user_attrs_"
+# A study's per-trial CSV: results/{dataset}/{model}/search/{method}/seed{seed}.csv
+TRIALS_PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<model>[^/]+)/search/(?P<method>[^/]+)/seed(?P<seed>\d+)\.csv$")
 
 
 class SearchError(RuntimeError):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import time
 import traceback
 from pathlib import Path
@@ -18,9 +17,9 @@ import optuna
 import pandas as pd
 
 from .. import io
-from ..search import (DEFAULTS_ATTR, MAX_BATCH_SIZE, START_FROM_DEFAULTS, SearchError, defaults_in_space,
-                      derived_seed, journal_path, objectives, open_study, oversized_batches, read_trials,
-                      run_study, select_best, trials_frame, with_defaults_row)
+from ..search import (DEFAULTS_ATTR, MAX_BATCH_SIZE, START_FROM_DEFAULTS, TRIALS_PATH, SearchError,
+                      defaults_in_space, derived_seed, journal_path, objectives, open_study, oversized_batches,
+                      read_trials, run_study, select_best, trials_frame, with_defaults_row)
 
 
 def search_job(ctx, model: str, method: str, seed: int, n_trials: int, epoch_cap: int, original,
@@ -147,7 +146,6 @@ def failure_summary(frame: pd.DataFrame) -> str:
     return "; ".join(f"{n} {state}" + (f" ({reason})" if reason else "") for (state, reason), n in counts.items())
 
 
-_CSV = re.compile(r"(?P<dataset>[^/]+)/(?P<model>[^/]+)/search/(?P<method>[^/]+)/seed(?P<seed>\d+)\.csv$")
 
 
 def select_best_job(csvs: Sequence, out_json, method: str | None = None,
@@ -162,7 +160,7 @@ def select_best_job(csvs: Sequence, out_json, method: str | None = None,
         raise ValueError(f"on_no_complete_trial must be 'fail' or 'defaults', got {on_no_complete_trial!r}")
     frames, paths, where = {}, {}, {}
     for path in csvs:
-        match = _CSV.search(Path(path).as_posix())
+        match = TRIALS_PATH.search(Path(path).as_posix())
         if not match:
             raise ValueError(f"not a search trials path: {path}")
         where = match.groupdict()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -30,14 +29,13 @@ import pandas as pd
 from .. import io, methods, search
 
 MIN_IMPORTANCE_TRIALS = 10
-_CSV = re.compile(r"(?P<dataset>[^/]+)/(?P<model>[^/]+)/search/(?P<method>[^/]+)/seed(?P<seed>\d+)\.csv$")
 
 
 def read_setting(csvs: Sequence) -> pd.DataFrame:
     """All trials of the given CSVs, with dataset, model, method and seed columns."""
     frames = []
     for path in csvs:
-        match = _CSV.search(Path(path).as_posix())
+        match = search.TRIALS_PATH.search(Path(path).as_posix())
         if not match:
             raise ValueError(f"not a search trials path: {path}")
         frame = search.read_trials(path)
