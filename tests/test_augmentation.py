@@ -346,6 +346,49 @@ def test_resnet18_inference_copy_matches_and_is_specialised():
     assert model.training and not any(isinstance(m, runtime.DenseConv) for m in model.modules())
 
 
+@pytest.mark.parametrize("size, patched", [(8, 12), (16, 8), (32, 4)])
+def test_one_pixel_convolutions_train_as_the_convolutions_do(size, patched):
+    """dense_small_map_convs: ResNet-18's convolutions with a one-pixel output on a map
+    smaller than their kernel run as linear layers; outputs and every gradient are the
+    convolution's (the taps that only see padding get zero), the state dict and the
+    parameters are the same objects, a copy keeps the patch, other sizes fall back."""
+    torch.manual_seed(0)
+    plain = models.build("resnet18", 10, size, seed=0)
+    dense = copy.deepcopy(plain)
+    names = runtime.dense_small_map_convs(dense, (3, size, size))
+    assert len(names) == patched and all(n.startswith(("layer2", "layer3", "layer4")) for n in names)
+    assert dense.state_dict().keys() == plain.state_dict().keys()
+    x, y = torch.randn(8, 3, size, size), torch.randint(0, 10, (8,))
+    for layout in (torch.contiguous_format, torch.channels_last):
+        for net in (plain, dense):
+            net.to(memory_format=layout).train().zero_grad()
+            F.cross_entropy(net(x.contiguous(memory_format=layout)), y).backward()
+        for (name, a), b in zip(plain.named_parameters(), dense.parameters()):
+            torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=1e-4 * float(a.grad.abs().max()), msg=name)
+    conv = dense.get_submodule(names[-1])
+    if conv.kernel_size == (3, 3) and conv.padding == (1, 1) and conv._small_map_plan[0] == (1, 1):
+        assert torch.count_nonzero(conv.weight.grad[:, :, [0, 2]]) == 0  # only the centre tap sees data
+    clone = copy.deepcopy(dense)
+    assert clone.get_submodule(names[0]).forward.__self__ is clone.get_submodule(names[0])
+    bigger = torch.randn(2, 3, 2 * size, 2 * size)  # not the planned size: the convolutions themselves
+    torch.testing.assert_close(clone.eval()(bigger), plain.eval()(bigger), rtol=1e-4, atol=1e-5)
+
+
+def test_one_pixel_convolutions_follow_pruning_and_in_place_edits():
+    from torch.nn.utils import prune
+
+    torch.manual_seed(0)
+    plain = models.build("resnet18", 10, 16, seed=0).eval()
+    dense = copy.deepcopy(plain)
+    runtime.dense_small_map_convs(dense, (3, 16, 16))
+    for net in (plain, dense):
+        prune.l1_unstructured(net.layer4[1].conv2, "weight", amount=0.5)
+        with torch.no_grad():
+            net.layer4[0].conv1.weight.mul_(-1)
+    x = torch.randn(4, 3, 16, 16)
+    torch.testing.assert_close(dense(x), plain(x), rtol=1e-4, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- training
 
 

@@ -1,6 +1,6 @@
 """The embedded default's speed levers: a per-dataset input size, precision auto's
-fallback where CPU bf16 is defective, U-LiRA's one-job mode, and the reference checks
-of a finished run (benchmarks/reference_checks.py)."""
+fallback where CPU bf16 is defective, the one-job modes of the search and of U-LiRA,
+and the reference checks of a finished run (benchmarks/reference_checks.py)."""
 
 from __future__ import annotations
 
@@ -86,6 +86,54 @@ def test_precision_auto_falls_back_to_fp32_only_where_bf16_is_defective(monkeypa
         assert ctx.precision == expected, (size, name)
 
 
+# ----------------------------------------------------------------------------- a method's jobs
+
+
+def _job_counts(out: str) -> dict:
+    return {line.split()[0]: int(line.split()[1]) for line in out.split("Job stats:", 1)[1].splitlines()[3:]
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+
+
+def test_search_one_job_by_default_only_for_small_searches():
+    small = config.validate({"models": ["smallcnn", "resnet18"], "search": {"trials": {"smallcnn": 3, "resnet18": 2}}})
+    assert config.search_one_job(small)
+    assert not config.search_one_job(config.validate({"search": {"trials": 100, "seeds": [0, 1, 2]}}))
+    assert not config.search_one_job(config.validate({"search": {"trials": 7, "seeds": [0, 1, 2]}}))  # 21 > 20
+    assert not config.search_one_job(config.validate({"search": {"trials": 0, "one_job": True}}))  # no search
+    assert config.search_one_job(config.validate({"search": {"trials": 100, "one_job": True}}))
+    assert not config.search_one_job(config.validate({"search": {"trials": 2, "one_job": False}}))
+
+
+@pytest.mark.workflow
+def test_search_one_job_writes_what_the_three_rules_write(tmp_path):
+    """search.one_job true runs one job per method instead of a study job per search
+    seed, a select_best job and an unlearn job; the files are the same (timings aside)."""
+    results = {}
+    for one_job in (False, True):
+        work = copy_workflow(tmp_path / str(one_job))
+        write_config(work / "tiny.yaml", models=["smallcnn"], seeds=[0, 1], methods=["ft", "ga"], device="cpu",
+                     precision="fp32", training={"digits": {"epochs": 2, "batch_size": 128, "image_size": 16}},
+                     search={"trials": 2, "seeds": [1], "start_from_defaults": True, "one_job": one_job},
+                     ulira={"enabled": False})
+        counts = _job_counts(snakemake(work, "metrics", "-n", "--quiet", "rules", "--configfile", "tiny.yaml").stdout)
+        expected = {"search_unlearn": 2} if one_job else {"search": 2, "select_best": 2, "unlearn": 2}
+        assert {k: v for k, v in counts.items() if k in ("search", "select_best", "unlearn", "search_unlearn")} \
+            == expected, counts
+        snakemake(work, "metrics", "--cores", "2", "--configfile", "tiny.yaml")
+        base = work / "results/digits/smallcnn"
+        results[one_job] = {
+            "metrics": pd.read_csv(work / "results/metrics.csv").drop(columns=["seconds"]),
+            "best": {m: io.read_json(base / f"search/{m}/best.json") for m in ("ft", "ga")},
+            "trials": {m: pd.read_csv(base / f"search/{m}/seed1.csv").drop(
+                columns=[c for c in pd.read_csv(base / f"search/{m}/seed1.csv") if "seconds" in c or "datetime" in c
+                         or c == "duration"]) for m in ("ft", "ga")},
+        }
+    pd.testing.assert_frame_equal(results[True]["metrics"], results[False]["metrics"])
+    assert results[True]["best"] == results[False]["best"]
+    for m in ("ft", "ga"):
+        pd.testing.assert_frame_equal(results[True]["trials"][m], results[False]["trials"][m])
+
+
 # ----------------------------------------------------------------------------- U-LiRA jobs
 
 
@@ -96,8 +144,7 @@ def test_ulira_one_job_runs_every_split_in_one_job(tmp_path, one_job, shadow, un
                  ulira={"enabled": True, "splits": 4, "forget_sets": 2, "forget_fraction": 0.5, "methods": ["ft", "ga"],
                         "one_job": one_job})
     out = snakemake(tmp_path, "table_ulira", "-n", "--quiet", "rules", "--configfile", "tiny.yaml").stdout
-    counts = {line.split()[0]: int(line.split()[1]) for line in out.split("Job stats:", 1)[1].splitlines()[3:]
-              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    counts = _job_counts(out)
     assert counts["ulira_shadow"] == shadow and counts["ulira_unlearn"] == unlearn, out
     assert counts["ulira_attack"] == 4  # retrained, original, ft, ga
 

@@ -112,6 +112,23 @@ def search_trials(config: dict, model: str) -> int:
     return int(trials[model]) if isinstance(trials, dict) else int(trials)
 
 
+# search.one_job: null fuses a method's jobs when every model's search is this small
+ONE_JOB_MAX_TRIALS = 20
+
+
+def search_one_job(config: dict) -> bool:
+    """Whether one job per (dataset, model, method) runs its search, the choice of the
+    best trial and the final unlearning runs (search.one_job; null: when every model's
+    trials x search seeds <= ONE_JOB_MAX_TRIALS). False without a search."""
+    if not search_on(config):
+        return False
+    choice = config["search"]["one_job"]
+    if choice is not None:
+        return bool(choice)
+    seeds = len(config["search"]["seeds"])
+    return all(search_trials(config, m) * seeds <= ONE_JOB_MAX_TRIALS for m in config["models"])
+
+
 def on_no_complete_trial(config: dict, method: str) -> str:
     """"fail" or "defaults": what `method` does when a study holds no complete trial."""
     policy = config["search"]["on_no_complete_trial"]

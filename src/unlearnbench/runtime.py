@@ -6,10 +6,12 @@ import contextlib
 import os
 import random
 import re
+import types
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def select_device(choice: str = "auto") -> torch.device:
@@ -78,13 +80,15 @@ def bf16_cpu_hazards(model: torch.nn.Module, input_shape: tuple[int, ...]) -> li
     inputs of `input_shape` (C, H, W). On CPU (oneDNN, torch 2.14.1) bf16 autocast
     corrupts the weight gradient of such a convolution: the taps that only see padding
     get garbage (up to 1e31, or NaN) instead of 0, in either memory layout. ResNet-18
-    meets it on inputs of 16x16 or smaller (layer4's first block). Found with one
+    meets it on inputs of 16x16 or smaller (layer4's first block), unless
+    dense_small_map_convs made that convolution a matrix product. Found with one
     1-image forward pass in eval mode; the model's mode is restored."""
     found: list[str] = []
 
     def check(name):
         def hook(module, args):
-            if module.stride != (1, 1) and tuple(args[0].shape[-2:]) == (1, 1):
+            dense = getattr(module, "_small_map_plan", (None,))[0] == tuple(args[0].shape[-2:])
+            if module.stride != (1, 1) and tuple(args[0].shape[-2:]) == (1, 1) and not dense:
                 found.append(name)
         return hook
 
@@ -115,10 +119,16 @@ def autocast(device: torch.device, precision: str = "fp32"):
     return contextlib.nullcontext()
 
 
-def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+def prepare_model(model: torch.nn.Module, device: torch.device,
+                  input_shape: tuple[int, ...] | None = None) -> torch.nn.Module:
+    """The model on the device: channels_last on CUDA; on CPU, given the job's input
+    shape (C, H, W), its convolutions on maps smaller than their kernel run as matrix
+    products (dense_small_map_convs), in training and evaluation alike."""
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
+    elif input_shape is not None:
+        dense_small_map_convs(model, tuple(input_shape))
     return model
 
 
@@ -198,35 +208,113 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module | None:
     return traced.eval()
 
 
+def small_map_taps(conv: torch.nn.Conv2d, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> torch.Tensor:
+    """For a Conv2d on a fixed (H, W) map with an (Ho, Wo) output: which kernel tap links
+    each output pixel to each input pixel, as a (Ho*Wo, H*W) index into the flattened
+    taps, kh*kw where none does (the tap would only ever see zero padding)."""
+    (h, w), (ho, wo) = in_hw, out_hw
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+    oh, ow = torch.meshgrid(torch.arange(ho), torch.arange(wo), indexing="ij")
+    ih, iw = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    th = ih.reshape(1, -1) - oh.reshape(-1, 1) * sh + ph  # (Ho*Wo, H*W) tap row of each pair
+    tw = iw.reshape(1, -1) - ow.reshape(-1, 1) * sw + pw
+    inside = (th >= 0) & (th < kh) & (tw >= 0) & (tw < kw)
+    return torch.where(inside, th * kw + tw, kh * kw)
+
+
+def dense_weight(weight: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """The (H*W*Cin, Ho*Wo*Cout) matrix of a convolution with `weight` (Cout, Cin, kh, kw)
+    on the map of `taps` (small_map_taps): rows in channels_last (h, w, c) order, zero
+    where no tap links the pair."""
+    cout, cin = weight.shape[:2]
+    flat = F.pad(weight.reshape(cout, cin, -1), (0, 1))  # the extra last tap is the zero
+    dense = flat[:, :, taps]  # (Cout, Cin, Ho*Wo, H*W)
+    return dense.permute(3, 1, 2, 0).reshape(taps.shape[1] * cin, taps.shape[0] * cout)
+
+
+def dense_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                 out_hw: tuple[int, int]) -> torch.Tensor:
+    """(n, c, h, w) -> (n, cout, ho, wo) channels_last, by one matrix product over the
+    flattened map (a view when x is channels_last)."""
+    n, cout = x.shape[0], weight.shape[1] // (out_hw[0] * out_hw[1])
+    rows = x.permute(0, 2, 3, 1).reshape(n, -1)
+    y = rows @ weight if bias is None else torch.addmm(bias, rows, weight)
+    return y.view(n, out_hw[0], out_hw[1], cout).permute(0, 3, 1, 2)
+
+
 class DenseConv(torch.nn.Module):
     """A Conv2d on a fixed, small input map (H x W < its kernel's taps) as one matrix
     product over the flattened map: the same function with fewer multiply-adds, since
     the taps that only ever see zero padding are dropped (ResNet-18's ImageNet stem
-    leaves 2x2 and 1x1 maps in layer3 and layer4 on 32x32 images). Inference only."""
+    leaves 2x2 and 1x1 maps in layer3 and layer4 on 32x32 images). Inference only: the
+    dense matrix is built once (dense_small_map_convs is the trainable form of its
+    one-output-pixel case)."""
 
     def __init__(self, conv: torch.nn.Conv2d, in_hw: tuple[int, int], out_hw: tuple[int, int]):
         super().__init__()
-        (h, w), (ho, wo) = in_hw, out_hw
-        cout, cin, kh, kw = conv.weight.shape
-        (sh, sw), (ph, pw) = conv.stride, conv.padding
         weight = conv.weight.detach()
-        dense = weight.new_zeros(ho, wo, cout, h, w, cin)
-        for oh in range(ho):
-            for ow in range(wo):
-                for ih in range(h):
-                    for iw in range(w):
-                        th, tw = ih - oh * sh + ph, iw - ow * sw + pw
-                        if 0 <= th < kh and 0 <= tw < kw:
-                            dense[oh, ow, :, ih, iw, :] = weight[:, :, th, tw]
-        self.register_buffer("weight", dense.reshape(ho * wo * cout, h * w * cin).t().contiguous())
-        bias = conv.bias.detach() if conv.bias is not None else weight.new_zeros(cout)
-        self.register_buffer("bias", bias.repeat(ho * wo))
-        self.out_shape = (ho, wo, cout)
+        self.register_buffer("weight", dense_weight(weight, small_map_taps(conv, in_hw, out_hw)).contiguous())
+        bias = conv.bias.detach() if conv.bias is not None else None
+        self.register_buffer("bias", None if bias is None else bias.repeat(out_hw[0] * out_hw[1]))
+        self.out_hw = tuple(out_hw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]  # (n, c, h, w) -> (n, h*w*c) rows, a view when x is channels_last
-        y = torch.addmm(self.bias, x.permute(0, 2, 3, 1).reshape(n, -1), self.weight)
-        return y.view(n, *self.out_shape).permute(0, 3, 1, 2)  # channels_last (n, cout, ho, wo)
+        return dense_matmul(x, self.weight, self.bias, self.out_hw)
+
+
+def _one_pixel_forward(self: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """Conv2d.forward for a convolution patched by dense_small_map_convs: on the map
+    size it was planned for, a linear layer over the input pixels its single output
+    pixel sees, with the kernel taps that see them (a view of the weight); on any other
+    size, the convolution itself."""
+    in_hw, (h, w) = self._small_map_plan
+    if tuple(x.shape[-2:]) != in_hw:
+        return torch.nn.Conv2d.forward(self, x)
+    ph, pw = self.padding
+    weight = self.weight[:, :, ph:ph + h, pw:pw + w].permute(0, 2, 3, 1).reshape(self.out_channels, -1)
+    rows = x[:, :, :h, :w].permute(0, 2, 3, 1).reshape(x.shape[0], -1)  # (h, w, c) order, as the weight
+    return F.linear(rows, weight, self.bias)[:, :, None, None]
+
+
+@torch.no_grad()
+def dense_small_map_convs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[str]:
+    """Make each Conv2d of `model` whose output is one pixel for inputs of `input_shape`
+    (C x H x W) and whose input map has fewer pixels than its kernel has taps run as a
+    linear layer over the input pixels, in training too. The weight stays the module's
+    parameter (hooks, pruning masks and in-place edits keep working; the state dict is
+    unchanged); the taps that only see zero padding get an exactly zero gradient from
+    the convolution, and get none here either. The same function with far fewer
+    multiply-adds: ResNet-18's layer3 and layer4 see 2x2 and 1x1 maps on 16x16 inputs,
+    where a 3x3 convolution does up to 9x the work it needs (benchmarks/train_throughput.py).
+    Other input sizes fall back to the convolution. Found with one 1-image forward pass
+    in eval mode (the mode is restored); returns the patched modules' names."""
+    plans: dict[str, tuple] = {}
+
+    def plan(name):
+        def hook(module, args, output):
+            (h, w), (kh, kw), (ph, pw) = args[0].shape[-2:], module.kernel_size, module.padding
+            if tuple(output.shape[-2:]) == (1, 1) and h * w < kh * kw:
+                # the output pixel sees input rows 0 .. min(h, kh - ph) - 1 through taps ph ..
+                plans[name] = ((h, w), (min(h, kh - ph), min(w, kw - pw)))
+        return hook
+
+    convs = {name: m for name, m in model.named_modules() if type(m) is torch.nn.Conv2d and m.groups == 1
+             and m.dilation == (1, 1) and m.padding_mode == "zeros" and not isinstance(m.padding, str)}
+    hooks = [m.register_forward_hook(plan(name)) for name, m in convs.items()]
+    was_training = model.training
+    try:
+        if hooks:
+            param = next(model.parameters())
+            model.eval()
+            model(torch.zeros((1, *input_shape), device=param.device, dtype=param.dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    for name, found in plans.items():
+        convs[name]._small_map_plan = found
+        convs[name].forward = types.MethodType(_one_pixel_forward, convs[name])
+    return sorted(plans)
 
 
 @torch.no_grad()

@@ -4,28 +4,15 @@
 # rule then reads best.json.
 
 SEARCH_SEEDS = config["search"]["seeds"]
+# search.one_job: one job per method runs the studies, the choice and the final runs
+# (rule search_unlearn) instead of the rules search, select_best and unlearn.
+ONE_JOB = ub_config.search_one_job(config)
+ORIGINAL_SEEDS = sorted(set(SEEDS) | set(SEARCH_SEEDS))  # the originals search_unlearn reads
 
 
-rule search:
-    # The study journal (seed{seed}.journal beside the CSV) is deliberately not an
-    # output: a killed or rerun job continues the study instead of starting over.
-    input:
-        original="results/{dataset}/{model}/original/seed{seed}.safetensors",
-        retrained="results/{dataset}/{model}/metrics/retrained/seed{seed}.json",
-        splits="results/{dataset}/splits.npz",
-    output:
-        "results/{dataset}/{model}/search/{method}/seed{seed}.csv",
-    log:
-        "logs/{dataset}/{model}/search/{method}/seed{seed}.log",
-    priority: 20
-    conda:
-        ENV
-    threads: 1
-    resources:
-        gpu=gpus,
-        runtime=minutes("search"),
-        mem_mb=memory,
-    params:
+def search_params():
+    """The search's settings, shared by the rules search and search_unlearn."""
+    return dict(
         trials=lambda w: ub_config.search_trials(config, w.model),
         include_defaults=config["search"]["include_defaults"],
         start_from_defaults=config["search"]["start_from_defaults"],
@@ -33,28 +20,101 @@ rule search:
         hp=lambda w: config["method_params"].get(w.method, {}),
         data=lambda w: data_options(w.dataset),
         runtime=lambda w: runtime_options(),
-    script:
-        "../scripts/search.py"
+    )
 
 
-rule select_best:
-    input:
-        expand(
-            "results/{{dataset}}/{{model}}/search/{{method}}/seed{seed}.csv",
-            seed=SEARCH_SEEDS,
-        ),
-    output:
-        "results/{dataset}/{model}/search/{method}/best.json",
-    log:
-        "logs/{dataset}/{model}/search/{method}/best.log",
-    priority: 20
-    localrule: True
-    conda:
-        ENV
-    params:
-        on_no_complete_trial=lambda w: ub_config.on_no_complete_trial(config, w.method),
-    script:
-        "../scripts/select_best.py"
+if ONE_JOB:
+
+    rule search_unlearn:
+        # The study journals (beside the CSVs) are deliberately not outputs: a killed or
+        # rerun job continues its studies instead of starting over.
+        input:
+            originals=expand(
+                "results/{{dataset}}/{{model}}/original/seed{seed}.safetensors",
+                seed=ORIGINAL_SEEDS,
+            ),
+            retrained=expand(
+                "results/{{dataset}}/{{model}}/metrics/retrained/seed{seed}.json",
+                seed=SEARCH_SEEDS,
+            ),
+            splits="results/{dataset}/splits.npz",
+        output:
+            **unlearned_outputs(),
+            trials=expand(
+                "results/{{dataset}}/{{model}}/search/{{method}}/seed{seed}.csv",
+                seed=SEARCH_SEEDS,
+            ),
+            best="results/{dataset}/{model}/search/{method}/best.json",
+        log:
+            "logs/{dataset}/{model}/search_unlearn/{method}.log",
+        priority: 20
+        conda:
+            ENV
+        threads: 1
+        resources:
+            gpu=gpus,
+            runtime=lambda w, attempt: (
+                minutes("search", len(SEARCH_SEEDS))(w, attempt)
+                + minutes("unlearn", len(SEEDS))(w, attempt)
+            ),
+            mem_mb=memory,
+        params:
+            **search_params(),
+            search_seeds=SEARCH_SEEDS,
+            seeds=SEEDS,
+            original_seeds=ORIGINAL_SEEDS,
+            on_no_complete_trial=lambda w: ub_config.on_no_complete_trial(
+                config, w.method
+            ),
+        script:
+            "../scripts/search_unlearn.py"
+
+else:
+
+    rule search:
+        # The study journal (seed{seed}.journal beside the CSV) is deliberately not an
+        # output: a killed or rerun job continues the study instead of starting over.
+        input:
+            original="results/{dataset}/{model}/original/seed{seed}.safetensors",
+            retrained="results/{dataset}/{model}/metrics/retrained/seed{seed}.json",
+            splits="results/{dataset}/splits.npz",
+        output:
+            "results/{dataset}/{model}/search/{method}/seed{seed}.csv",
+        log:
+            "logs/{dataset}/{model}/search/{method}/seed{seed}.log",
+        priority: 20
+        conda:
+            ENV
+        threads: 1
+        resources:
+            gpu=gpus,
+            runtime=minutes("search"),
+            mem_mb=memory,
+        params:
+            **search_params(),
+        script:
+            "../scripts/search.py"
+
+    rule select_best:
+        input:
+            expand(
+                "results/{{dataset}}/{{model}}/search/{{method}}/seed{seed}.csv",
+                seed=SEARCH_SEEDS,
+            ),
+        output:
+            "results/{dataset}/{model}/search/{method}/best.json",
+        log:
+            "logs/{dataset}/{model}/search/{method}/best.log",
+        priority: 20
+        localrule: True
+        conda:
+            ENV
+        params:
+            on_no_complete_trial=lambda w: ub_config.on_no_complete_trial(
+                config, w.method
+            ),
+        script:
+            "../scripts/select_best.py"
 
 
 rule table_hyperparameters:

@@ -4,6 +4,7 @@
   reference.py  splits, initialisations, the original and retrained models
   search.py     one hyperparameter study, the choice over its seeds
   unlearn.py    the final unlearning runs with the chosen hyperparameters
+  method.py     search, choice and final runs of one method in one job (search.one_job)
   ulira.py      U-LiRA: split design, ShadowContext, shadow models, their unlearning, the attack, its search
 
 Each job function takes plain paths and values (no Snakemake object) and writes its

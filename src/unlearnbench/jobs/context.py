@@ -28,13 +28,18 @@ class DeviceContext:
         16x16 inputs on a CPU); checked once per model class. Returns `net`."""
         if type(net) not in self._precision_checked:
             self._precision_checked.add(type(net))
-            shape = (3, self.spec.image_size, self.spec.image_size)
+            shape = self.input_shape
             precision = runtime.resolve_precision(self._precision_choice, self.device, net, shape)
             if precision != self.precision:
                 print(f"precision auto: {precision} for {type(net).__name__} on {shape[1]}x{shape[2]} inputs "
                       "(bf16 on this CPU corrupts the weight gradient of stride-2 convolutions on 1x1 maps)")
                 self.precision = precision
         return net
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the job's images."""
+        return (3, self.spec.image_size, self.spec.image_size)
 
     def conditions(self) -> dict:
         """What a metrics JSON records of the job's set-up: the device type and the
@@ -59,7 +64,7 @@ class Context(DeviceContext):
     def model(self, name: str, checkpoint) -> torch.nn.Module:
         net = models.build(name, self.spec.num_classes, self.spec.image_size)
         io.load_state(checkpoint, net)
-        return self.fit_precision(runtime.prepare_model(net, self.device))
+        return self.fit_precision(runtime.prepare_model(net, self.device, self.input_shape))
 
     def training_split(self, kind: str) -> Split:
         """original: retain + forget; retrained: retain only."""

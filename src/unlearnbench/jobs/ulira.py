@@ -64,7 +64,7 @@ class ShadowContext(DeviceContext):
 
     def new_model(self, model: str, seed: int | None = None) -> torch.nn.Module:
         net = models.build(model, self.spec.num_classes, self.spec.image_size, seed=seed)
-        return self.fit_precision(runtime.prepare_model(net, self.device))
+        return self.fit_precision(runtime.prepare_model(net, self.device, self.input_shape))
 
     def logits(self, net: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
         """Un-augmented eval-mode logits on the pool and on the validation set."""
