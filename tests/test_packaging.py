@@ -155,10 +155,12 @@ def _modules_after_imports(script: str) -> list[str]:
     return out.stdout.split()
 
 
-def test_selection_jobs_start_without_torch():
-    """select_best runs once per (dataset, model, method): its script's imports must not
-    pull in torch or scikit-learn (~3 s of start-up per job on a laptop)."""
+def test_selection_and_attack_jobs_start_without_torch():
+    """select_best runs once per (dataset, model, method), the U-LiRA attack once per
+    kind of shadow model: their scripts' imports must not pull in torch or scikit-learn
+    (~3 s of start-up per job on a laptop)."""
     assert _modules_after_imports("select_best.py") == []
+    assert _modules_after_imports("ulira_attack.py") == []
 
 
 def test_table_and_figure_jobs_start_without_scikit_learn():

@@ -368,7 +368,7 @@ def test_ngplus_replays_the_epochs_forget_pass(monkeypatch):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_attack_job_uses_the_reference_procedure_for_correctness_without_holdout(tmp_path):
     from unlearnbench.attacks import ulira_files
-    from unlearnbench.jobs import ulira as ulira_jobs
+    from unlearnbench.jobs import ulira_attack as ulira_jobs
 
     d = ulira.make_design(240, np.random.default_rng(0).integers(0, 4, 240), 4, 2, forget_fraction=0.2)
     d.save(tmp_path / "splits.npz", dataset=np.array("digits"))

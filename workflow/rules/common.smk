@@ -38,6 +38,19 @@ def runtime_options():
     return {"device": config["device"], "precision": config["precision"]}
 
 
+def search_params():
+    """The search's settings, shared by the rules search and search_unlearn."""
+    return dict(
+        trials=lambda w: ub_config.search_trials(config, w.model),
+        include_defaults=config["search"]["include_defaults"],
+        start_from_defaults=config["search"]["start_from_defaults"],
+        epoch_cap=lambda w: ub_config.epoch_cap(config, w.dataset),
+        hp=lambda w: config["method_params"].get(w.method, {}),
+        data=lambda w: data_options(w.dataset),
+        runtime=lambda w: runtime_options(),
+    )
+
+
 def unlearned_outputs():
     """Per seed, in SEEDS order: the metrics JSON, and the unlearned weights when the
     config keeps them."""

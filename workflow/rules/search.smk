@@ -7,20 +7,9 @@ SEARCH_SEEDS = config["search"]["seeds"]
 # search.one_job: one job per method runs the studies, the choice and the final runs
 # (rule search_unlearn) instead of the rules search, select_best and unlearn.
 ONE_JOB = ub_config.search_one_job(config)
-ORIGINAL_SEEDS = sorted(set(SEEDS) | set(SEARCH_SEEDS))  # the originals search_unlearn reads
-
-
-def search_params():
-    """The search's settings, shared by the rules search and search_unlearn."""
-    return dict(
-        trials=lambda w: ub_config.search_trials(config, w.model),
-        include_defaults=config["search"]["include_defaults"],
-        start_from_defaults=config["search"]["start_from_defaults"],
-        epoch_cap=lambda w: ub_config.epoch_cap(config, w.dataset),
-        hp=lambda w: config["method_params"].get(w.method, {}),
-        data=lambda w: data_options(w.dataset),
-        runtime=lambda w: runtime_options(),
-    )
+ORIGINAL_SEEDS = sorted(
+    set(SEEDS) | set(SEARCH_SEEDS)
+)  # the originals search_unlearn reads
 
 
 if ONE_JOB:

@@ -1,12 +1,13 @@
-"""Train the original (retain + forget) or retrained (retain) model of one seed."""
+"""Draw the initialisation of one (dataset, model, seed) and train its original (retain +
+forget) and retrained (retain) models from it."""
 
 from unlearnbench.jobs.context import Context
-from unlearnbench.jobs.reference import train_reference
+from unlearnbench.jobs.reference import train_references
 from unlearnbench.logs import logging_to
 
-w = snakemake.wildcards
+w, out = snakemake.wildcards, snakemake.output
 with logging_to(snakemake.log[0]):
     ctx = Context(w.dataset, snakemake.input.splits, **snakemake.params.data, **snakemake.params.runtime,
                   threads=snakemake.threads)
-    train_reference(ctx, w.model, w.kind, int(w.seed), snakemake.params.recipe, snakemake.input.init,
-                    snakemake.output.model, snakemake.output.info, snakemake.output.metrics)
+    train_references(ctx, w.model, int(w.seed), snakemake.params.recipe, snakemake.params.kinds, out.init,
+                     out.models, out.infos, out.metrics)

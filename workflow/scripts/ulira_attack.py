@@ -1,6 +1,6 @@
 """Score one kind of shadow model (a method, original or retrained) with U-LiRA."""
 
-from unlearnbench.jobs.ulira import attack_job
+from unlearnbench.jobs.ulira_attack import attack_job
 from unlearnbench.logs import logging_to
 
 with logging_to(snakemake.log[0]):

@@ -41,6 +41,17 @@ def train_reference(ctx: Context, model: str, kind: str, seed: int, recipe: dict
     return metrics
 
 
+def train_references(ctx: Context, model: str, seed: int, recipe: dict, kinds, out_init, out_models, out_infos,
+                     out_metrics) -> dict[str, dict]:
+    """One job's references: write the seed's initialisation, then train each kind
+    (original, retrained) from it in turn; the i-th paths are the i-th kind's."""
+    if not len(kinds) == len(out_models) == len(out_infos) == len(out_metrics):
+        raise ValueError(f"{len(kinds)} reference kinds need as many model, info and metrics paths")
+    write_init(ctx.dataset, model, seed, out_init)
+    return {kind: train_reference(ctx, model, kind, seed, recipe, out_init, out_models[i], out_infos[i],
+                                  out_metrics[i]) for i, kind in enumerate(kinds)}
+
+
 def check_finite_weights(net: torch.nn.Module, what: str) -> None:
     """A reference model with NaN or infinite weights is unusable downstream (IU, FF and
     every method that reads its gradients): fail its job, naming the tensors."""

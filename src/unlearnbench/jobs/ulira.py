@@ -1,7 +1,7 @@
 """U-LiRA's jobs (workflow/rules/ulira.smk; the attack itself is attacks/ulira.py, its
 files attacks/ulira_files.py, its table and figure report/): the split file, shadow
-training and unlearning that keep only float16 logit banks, the attack job, and its
-hyperparameter search on shadow splits.
+training and unlearning that keep only float16 logit banks, and its hyperparameter
+search on shadow splits (the attack job is jobs/ulira_attack.py).
 
 One shadow job handles a whole split (the original and retrained models of its F
 forget sets; or, per method, the unlearning of its F originals), so the start-up of
@@ -145,39 +145,6 @@ def unlearn_shadow_split(ctx: ShadowContext, model: str, method: str, split: int
 
 
 # ----------------------------------------------------------------------------- the attack
-
-
-def attack_job(design_path, bank_paths: Sequence, kind: str, out_scores, out_json, statistic: str = "logit",
-               min_samples: int = 32, targets: Sequence[int] | None = None, holdout: bool = True,
-               model: str = "") -> dict:
-    """Score the models of one kind (a method, original or retrained) from its banks
-    (one per split, in split order); write the per-example scores and the metrics."""
-    design = ulira.Design.load(design_path)
-    arrays = io.load_npz(design_path)
-    if len(bank_paths) != design.n_splits:
-        raise ValueError(f"{len(bank_paths)} banks for {design.n_splits} splits")
-    values = np.empty(design.forget_mask.shape, dtype=np.float64)
-    acc, seconds = [], []
-    for k, path in enumerate(bank_paths):
-        bank = read_bank(path, design, k)
-        values[k] = ulira.statistic(bank["logits"], design.labels, statistic)
-        acc.extend(bank["info"].get("accuracy", []))
-        seconds.extend(bank["seconds"].tolist())
-    if statistic == "correctness" and not holdout:  # the reference's procedure, exactly
-        scores = ulira.score_reference(values, design, targets)
-    else:
-        scores = ulira.score(values, design, min_samples, targets, holdout)
-    ulira.save_npz_compressed(out_scores, **scores.arrays(), kind=np.array(kind))
-    metrics = {"dataset": str(arrays.get("dataset", "")), "model": model, "kind": kind, "statistic": statistic,
-               "min_samples": int(min_samples), "holdout": bool(holdout), "splits": design.n_splits,
-               "forget_sets": design.n_forget_sets, "target_splits": scores.targets.tolist(),
-               **ulira.summarise(scores),
-               **{key: float(np.mean([a[key] for a in acc])) for key in ("retain_acc", "forget_acc", "out_acc")
-                  if acc},
-               "seconds": float(np.mean(seconds))}
-    io.write_json(out_json, metrics)
-    print(json.dumps(metrics, indent=1))
-    return metrics
 
 
 # ----------------------------------------------------------------------------- search on shadow splits

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from .. import models
 from ..batches import Split
 from ..runtime import prepare_model
+from ..train import adam
 from ._spaces import base_space
 from ._surgery import device_of, draw_seed, freeze, frozen_copy
 
@@ -60,7 +61,7 @@ def unlearn(model, data, hp, generator):
                        torch.ones(len(forget), dtype=torch.int64, device=retain.labels.device)])
     union = Split(torch.cat([retain.images, forget.images]), flags, retain.spec)
     temperature = float(hp["temperature"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    optimizer = adam(model.parameters(), hp["lr"], hp["weight_decay"])
     model.train()
     for _ in range(int(hp["epochs"])):
         for x, is_forget in union.batches(int(hp["batch_size"]), shuffle=True, generator=generator):
