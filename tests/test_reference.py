@@ -467,3 +467,21 @@ def test_ct_is_the_reference_loop():
         scheduler.step()
     for (name, a), b in zip(model.state_dict().items(), reference.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_searched_momentum_is_pinned_at_0_9_as_in_the_reference():
+    """docs/reference.md P5: the reference's suggest_momentum draws from [0.9, 0.9], so
+    the second optimisers' momentum it lists as searched (FCS's retain and forget, KDE's
+    retain, RNI's fine-tuning) is 0.9 in every trial, their default here; SalUn's is 0.9
+    in the search and 0 (its default) outside it."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pinned = {"fcs": ("retain_momentum", "forget_momentum"), "kde": ("retain_momentum",), "rni": ("fine_momentum",)}
+    for seed in range(3):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+        for name, keys in pinned.items():
+            hp = methods.hyperparameters(name, methods.get(name).search_space(study.ask(), 2))
+            assert all(hp[key] == 0.9 for key in keys), (name, hp)
+        salun = methods.get("salun")
+        assert salun.search_space(study.ask(), 2)["momentum"] == 0.9 and salun.DEFAULTS["momentum"] == 0.0

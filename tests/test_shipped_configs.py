@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "configs").glob("*.yaml"))
 # Where the data live and what is kept: a machine's business, not the protocol's.
 NOT_PROTOCOL = {"data_dir", "download", "keep_unlearned",
-                "ulira.one_job"}  # job granularity: the same banks either way
+                "search.one_job", "ulira.one_job"}  # job granularity: the same files either way
 
 # A config.yaml that differs from the paper in every key it can hold.
 HOSTILE = yaml.safe_load("""
@@ -127,6 +127,7 @@ def check_paper(config: dict) -> None:
     assert search["seeds"] == [0, 1, 2]
     assert search["include_defaults"] is False and search["start_from_defaults"] is False  # no default trials
     assert search["on_no_complete_trial"] == "fail"
+    assert not ub_config.search_one_job(config)  # a job per study: 100 trials each
     assert config["precision"] == "fp32" and config["device"] == "cuda"
     u = config["ulira"]
     assert u["enabled"] and (u["dataset"], u["model"]) == ("cifar10", "resnet18")
