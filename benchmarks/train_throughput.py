@@ -11,6 +11,11 @@ normalisation):
            a DataLoader with its best worker count (0, 1, 2 measured here unless
            --workers says), the same optimiser and schedule, NCHW model
 
+The models are as built, without the jobs' one-pixel convolution patch
+(runtime.dense_small_map_convs, measured by benchmarks/small_map_convs.py), so the
+project side's samples/s is the machine-speed figure that docs/performance.md compares
+machines by, the same code path on every machine and version.
+
 Runs alternate between the sides (order swapped every repeat) and the medians are
 compared, because the machine may be shared. Prints samples/s of each and the ratio
 per model; the last line holds the ratios.
