@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=None)
     parser.add_argument("--config", default="config.yaml", help="for the epoch cap (training epochs)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default=None, help="default: the config's (give the run's, e.g. fp32)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
@@ -78,8 +79,10 @@ def main() -> None:
     def paths(seed):
         return (base / "original" / f"seed{seed}.safetensors", base / "metrics" / "retrained" / f"seed{seed}.json")
 
+    # the input size and precision the workflow's jobs use (the models were trained at that size)
     ctx = Context(args.dataset, root / "splits.npz", device=args.device, threads=args.threads,
-                  precision=cfg["precision"])
+                  precision=args.precision or cfg["precision"],
+                  image_size=ub_config.recipe(cfg, args.dataset).get("image_size"))
     start = cfg["search"]["start_from_defaults"]  # as the workflow's studies do
     checks = {s: (ctx.model(args.model, paths(s)[0]), io.read_json(paths(s)[1])) for s in args.check_seeds}
     rows = []

@@ -94,6 +94,14 @@ def bf16_cpu_hazards(model: torch.nn.Module, input_shape: tuple[int, ...]) -> li
 
     hooks = [m.register_forward_pre_hook(check(name)) for name, m in model.named_modules()
              if isinstance(m, torch.nn.Conv2d)]
+    _one_image_pass(model, input_shape, hooks)
+    return found
+
+
+def _one_image_pass(model: torch.nn.Module, input_shape: tuple[int, ...], hooks: list) -> None:
+    """Run one all-zero image of `input_shape` (C, H, W) through `model` in eval mode for
+    the probes whose handles are `hooks`, then remove them and restore the model's mode
+    (nothing runs without hooks)."""
     was_training = model.training
     try:
         if hooks:
@@ -104,7 +112,6 @@ def bf16_cpu_hazards(model: torch.nn.Module, input_shape: tuple[int, ...]) -> li
         for h in hooks:
             h.remove()
         model.train(was_training)
-    return found
 
 
 def autocast(device: torch.device, precision: str = "fp32"):
@@ -301,16 +308,7 @@ def dense_small_map_convs(model: torch.nn.Module, input_shape: tuple[int, ...]) 
     convs = {name: m for name, m in model.named_modules() if type(m) is torch.nn.Conv2d and m.groups == 1
              and m.dilation == (1, 1) and m.padding_mode == "zeros" and not isinstance(m.padding, str)}
     hooks = [m.register_forward_hook(plan(name)) for name, m in convs.items()]
-    was_training = model.training
-    try:
-        if hooks:
-            param = next(model.parameters())
-            model.eval()
-            model(torch.zeros((1, *input_shape), device=param.device, dtype=param.dtype))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    _one_image_pass(model, input_shape, hooks)
     for name, found in plans.items():
         convs[name]._small_map_plan = found
         convs[name].forward = types.MethodType(_one_pixel_forward, convs[name])
