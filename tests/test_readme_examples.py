@@ -104,6 +104,8 @@ def test_adding_a_method(clone):
     (clone / "my.yaml").write_text(yaml.safe_dump({"methods": ["ft", "ga", NEW_METHOD], "ulira": {"enabled": False}}))
     proc = run(clone, "snakemake --configfile my.yaml")
     assert {"search_unlearn", "metrics", "table_main"} <= rules_run(proc)  # search.one_job: a small search
+    # only the new method's job: the methods of the subset run are not rerun
+    assert re.findall(r"wildcards: .*method=(\w+)", proc.stdout + proc.stderr) == [NEW_METHOD], proc.stdout[-3000:]
     assert "train_reference" not in rules_run(proc)  # the references of the subset run are reused
     metrics = pd.read_csv(clone / "results/metrics.csv")
     assert (metrics["method"] == NEW_METHOD).sum() == 1
