@@ -372,6 +372,12 @@ def test_one_pixel_convolutions_train_as_the_convolutions_do(size, patched):
     assert clone.get_submodule(names[0]).forward.__self__ is clone.get_submodule(names[0])
     bigger = torch.randn(2, 3, 2 * size, 2 * size)  # not the planned size: the convolutions themselves
     torch.testing.assert_close(clone.eval()(bigger), plain.eval()(bigger), rtol=1e-4, atol=1e-5)
+    # the evaluation copy (BatchNorm folded into a copy of the patched convolution, then densified)
+    for net in (plain, dense):
+        net.to(memory_format=torch.contiguous_format)
+    cpu, shape = torch.device("cpu"), (3, size, size)
+    with runtime.inference_model(plain, cpu, shape) as a, runtime.inference_model(dense, cpu, shape) as b:
+        torch.testing.assert_close(b(x), a(x), rtol=1e-4, atol=1e-4)
 
 
 def test_one_pixel_convolutions_follow_pruning_and_in_place_edits():
