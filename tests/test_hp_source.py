@@ -124,6 +124,23 @@ def test_a_study_without_a_complete_trial_fails_select_best_with_its_reasons(tmp
     assert not out.exists()
 
 
+def test_one_job_mode_fails_like_select_best_and_says_where_the_trials_are(tmp_path, monkeypatch):
+    """search.one_job: the same failure as the select_best job, before any final run, and
+    the message says that the trials CSVs go with the failed job's outputs while the
+    journals and the log keep every trial."""
+    from unlearnbench.jobs import method
+
+    csv = trials_csv(tmp_path, 0, ["FAIL", "FAIL"])
+    monkeypatch.setattr(method, "search_job", lambda *args, **kwargs: None)  # the study already ran
+    monkeypatch.setattr(method, "unlearn_job", lambda *args, **kwargs: pytest.fail("no final run after a failure"))
+    with pytest.raises(SearchError) as err:
+        method.search_unlearn_job(None, "resnet18", "ff", [0], [0, 1], 2, 2, {0: "o0", 1: "o1"}, ["r0"], [csv],
+                                  tmp_path / "best.json", [tmp_path / "m0.json", tmp_path / "m1.json"])
+    message = str(err.value)
+    assert "2 FAIL (FloatingPointError" in message and "search.on_no_complete_trial: {ff: defaults}" in message
+    assert "journals" in message and not (tmp_path / "best.json").exists()
+
+
 def test_one_empty_study_among_several_also_fails(tmp_path):
     from unlearnbench.jobs.search import select_best_job
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
+from ..search import SearchError
 from .search import search_job, select_best_job
 from .unlearn import unlearn_job
 
@@ -27,6 +28,11 @@ def search_unlearn_job(ctx, model: str, method: str, search_seeds: Sequence[int]
         search_job(ctx, model, method, int(seed), n_trials, epoch_cap, originals[int(seed)], retrained, out_csv,
                    method_params=method_params, include_defaults=include_defaults,
                    start_from_defaults=start_from_defaults)
-    select_best_job(out_trials, out_best, method, on_no_complete_trial=on_no_complete_trial)
+    try:
+        select_best_job(out_trials, out_best, method, on_no_complete_trial=on_no_complete_trial)
+    except SearchError as err:
+        raise SearchError(f"{err} In one job (search.one_job) the failed job's trials CSVs are removed with "
+                          "its other outputs; the study journals beside them keep every trial, and this log "
+                          "lists each trial's outcome above.") from None
     return unlearn_job(ctx, model, method, seeds, method_params, [originals[int(s)] for s in seeds], out_metrics,
                        out_models, out_best)
