@@ -7,9 +7,8 @@ SEARCH_SEEDS = config["search"]["seeds"]
 # search.one_job: one job per method runs the studies, the choice and the final runs
 # (rule search_unlearn) instead of the rules search, select_best and unlearn.
 ONE_JOB = ub_config.search_one_job(config)
-ORIGINAL_SEEDS = sorted(
-    set(SEEDS) | set(SEARCH_SEEDS)
-)  # the originals search_unlearn reads
+# the originals search_unlearn reads: the final runs' seeds and the search seeds
+ORIGINAL_SEEDS = sorted(set(SEEDS) | set(SEARCH_SEEDS))
 
 
 if ONE_JOB:
