@@ -226,3 +226,20 @@ def test_metrics_json_records_hp_source_device_and_precision(tmp_path):
         assert ctx.precision in ("fp32", "bf16")  # auto resolved, never "auto"
     frame = scores.collect_metrics(list(metrics.values()), tmp_path / "metrics.csv")
     assert set(frame["hp_source"]) == {"recipe", "config"} and set(frame["device"]) == {"cpu"}
+
+
+def test_one_job_and_reference_job_refuse_mismatched_path_lists_before_any_work(tmp_path, monkeypatch):
+    """A search seed without its retrained metrics or trials path, or a reference kind
+    without its paths, is refused before a study runs or an initialisation is written."""
+    from unlearnbench.jobs import method, reference
+
+    monkeypatch.setattr(method, "search_job", lambda *args, **kwargs: pytest.fail("no study with bad paths"))
+    with pytest.raises(ValueError, match="2 search seeds need as many retrained metrics and trials paths"):
+        method.search_unlearn_job(None, "smallcnn", "ft", [0, 1], [0], 2, 2, {0: "o0", 1: "o1"}, ["r0"],
+                                  [tmp_path / "s0.csv", tmp_path / "s1.csv"], tmp_path / "best.json",
+                                  [tmp_path / "m0.json"])
+    init = tmp_path / "init.safetensors"
+    with pytest.raises(ValueError, match="2 reference kinds need as many model, info and metrics paths"):
+        reference.train_references(None, "smallcnn", 0, {}, ["original", "retrained"], init,
+                                   [tmp_path / "o.safetensors"], [tmp_path / "o.json"], [tmp_path / "om.json"])
+    assert not init.exists()

@@ -129,8 +129,8 @@ def autocast(device: torch.device, precision: str = "fp32"):
 def prepare_model(model: torch.nn.Module, device: torch.device,
                   input_shape: tuple[int, ...] | None = None) -> torch.nn.Module:
     """The model on the device: channels_last on CUDA; on CPU, given the job's input
-    shape (C, H, W), its convolutions on maps smaller than their kernel run as matrix
-    products (dense_small_map_convs), in training and evaluation alike."""
+    shape (C, H, W), its convolutions with a one-pixel output on a map smaller than their
+    kernel run as linear layers (dense_small_map_convs), in training and evaluation alike."""
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -215,40 +215,6 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module | None:
     return traced.eval()
 
 
-def small_map_taps(conv: torch.nn.Conv2d, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> torch.Tensor:
-    """For a Conv2d on a fixed (H, W) map with an (Ho, Wo) output: which kernel tap links
-    each output pixel to each input pixel, as a (Ho*Wo, H*W) index into the flattened
-    taps, kh*kw where none does (the tap would only ever see zero padding)."""
-    (h, w), (ho, wo) = in_hw, out_hw
-    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
-    oh, ow = torch.meshgrid(torch.arange(ho), torch.arange(wo), indexing="ij")
-    ih, iw = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    th = ih.reshape(1, -1) - oh.reshape(-1, 1) * sh + ph  # (Ho*Wo, H*W) tap row of each pair
-    tw = iw.reshape(1, -1) - ow.reshape(-1, 1) * sw + pw
-    inside = (th >= 0) & (th < kh) & (tw >= 0) & (tw < kw)
-    return torch.where(inside, th * kw + tw, kh * kw)
-
-
-def dense_weight(weight: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """The (H*W*Cin, Ho*Wo*Cout) matrix of a convolution with `weight` (Cout, Cin, kh, kw)
-    on the map of `taps` (small_map_taps): rows in channels_last (h, w, c) order, zero
-    where no tap links the pair."""
-    cout, cin = weight.shape[:2]
-    flat = F.pad(weight.reshape(cout, cin, -1), (0, 1))  # the extra last tap is the zero
-    dense = flat[:, :, taps]  # (Cout, Cin, Ho*Wo, H*W)
-    return dense.permute(3, 1, 2, 0).reshape(taps.shape[1] * cin, taps.shape[0] * cout)
-
-
-def dense_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                 out_hw: tuple[int, int]) -> torch.Tensor:
-    """(n, c, h, w) -> (n, cout, ho, wo) channels_last, by one matrix product over the
-    flattened map (a view when x is channels_last)."""
-    n, cout = x.shape[0], weight.shape[1] // (out_hw[0] * out_hw[1])
-    rows = x.permute(0, 2, 3, 1).reshape(n, -1)
-    y = rows @ weight if bias is None else torch.addmm(bias, rows, weight)
-    return y.view(n, out_hw[0], out_hw[1], cout).permute(0, 3, 1, 2)
-
-
 class DenseConv(torch.nn.Module):
     """A Conv2d on a fixed, small input map (H x W < its kernel's taps) as one matrix
     product over the flattened map: the same function with fewer multiply-adds, since
@@ -259,14 +225,27 @@ class DenseConv(torch.nn.Module):
 
     def __init__(self, conv: torch.nn.Conv2d, in_hw: tuple[int, int], out_hw: tuple[int, int]):
         super().__init__()
+        (h, w), (ho, wo) = in_hw, out_hw
+        cout, cin, kh, kw = conv.weight.shape
+        (sh, sw), (ph, pw) = conv.stride, conv.padding
         weight = conv.weight.detach()
-        self.register_buffer("weight", dense_weight(weight, small_map_taps(conv, in_hw, out_hw)).contiguous())
-        bias = conv.bias.detach() if conv.bias is not None else None
-        self.register_buffer("bias", None if bias is None else bias.repeat(out_hw[0] * out_hw[1]))
-        self.out_hw = tuple(out_hw)
+        dense = weight.new_zeros(ho, wo, cout, h, w, cin)
+        for oh in range(ho):
+            for ow in range(wo):
+                for ih in range(h):
+                    for iw in range(w):
+                        th, tw = ih - oh * sh + ph, iw - ow * sw + pw
+                        if 0 <= th < kh and 0 <= tw < kw:
+                            dense[oh, ow, :, ih, iw, :] = weight[:, :, th, tw]
+        self.register_buffer("weight", dense.reshape(ho * wo * cout, h * w * cin).t().contiguous())
+        bias = conv.bias.detach() if conv.bias is not None else weight.new_zeros(cout)
+        self.register_buffer("bias", bias.repeat(ho * wo))
+        self.out_shape = (ho, wo, cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return dense_matmul(x, self.weight, self.bias, self.out_hw)
+        n = x.shape[0]  # (n, c, h, w) -> (n, h*w*c) rows, a view when x is channels_last
+        y = torch.addmm(self.bias, x.permute(0, 2, 3, 1).reshape(n, -1), self.weight)
+        return y.view(n, *self.out_shape).permute(0, 3, 1, 2)  # channels_last (n, cout, ho, wo)
 
 
 def _one_pixel_forward(self: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
@@ -292,7 +271,7 @@ def dense_small_map_convs(model: torch.nn.Module, input_shape: tuple[int, ...]) 
     unchanged); the taps that only see zero padding get an exactly zero gradient from
     the convolution, and get none here either. The same function with far fewer
     multiply-adds: ResNet-18's layer3 and layer4 see 2x2 and 1x1 maps on 16x16 inputs,
-    where a 3x3 convolution does up to 9x the work it needs (benchmarks/train_throughput.py).
+    where a 3x3 convolution does up to 9x the work it needs (benchmarks/small_map_convs.py).
     Other input sizes fall back to the convolution. Found with one 1-image forward pass
     in eval mode (the mode is restored); returns the patched modules' names."""
     plans: dict[str, tuple] = {}
