@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from unlearnbench import methods, scores
-from unlearnbench.report import tables
+from unlearnbench.report import critical_difference
 from synthetic import synthetic_metrics
 
 
@@ -30,7 +30,7 @@ def test_cd_above_the_largest_possible_difference_is_not_testable():
     assert cd["k"] == 18 and cd["max_difference"] == 17
     assert cd["cd"] == pytest.approx(18.6, abs=0.05) and cd["cd"] > cd["max_difference"]
     assert (cd["pvalues"].to_numpy() >= cd["alpha"]).all()  # indeed no pair differs
-    found = {c["claim"]: c for c in tables.claims(cd)}
+    found = {c["claim"]: c for c in critical_difference.claims(cd)}
     claim1 = next(c for k, c in found.items() if "claim 1" in k)
     claim2 = next(c for k, c in found.items() if "claim 2" in k)
     want = f"not testable at this size (CD {cd['cd']:.2f} > largest possible difference 17)"
@@ -39,23 +39,23 @@ def test_cd_above_the_largest_possible_difference_is_not_testable():
     for claim in (claim1, claim2):  # the numbers behind the verdict
         assert claim["N blocks"] == "2" and claim["k methods"] == "18"
         assert claim["CD"] == f"{cd['cd']:.2f}" and claim["largest possible difference"] == "17"
-        assert claim["Friedman p"] == tables._fmt_p(cd["friedman_p"])
+        assert claim["Friedman p"] == critical_difference._fmt_p(cd["friedman_p"])
     assert "mean rank 17.50" in claim1["evidence"] or "mean rank 18.00" in claim1["evidence"]
     # the method table shows no top group either
-    assert {str(c) for c in tables.cd_method_table(cd)["top group"]} == {"–"}
+    assert {str(c) for c in critical_difference.cd_method_table(cd)["top group"]} == {"–"}
 
 
 def test_enough_blocks_make_the_claim_testable_and_contradicted():
     cd = scores.critical_difference(default_sized_matrix(n_blocks=40))
     assert cd["cd"] < cd["max_difference"]
-    claim1 = tables.claims(cd)[0]
+    claim1 = critical_difference.claims(cd)[0]
     assert claim1["verdict"].startswith("contradicted") and claim1["CD"] == f"{cd['cd']:.2f}"
 
 
 def test_too_few_blocks_say_why():
     cd = scores.critical_difference(default_sized_matrix(n_blocks=1))
     assert math.isnan(cd["cd"])
-    claim1 = tables.claims(cd)[0]
+    claim1 = critical_difference.claims(cd)[0]
     assert claim1["verdict"].startswith("not testable (needs at least 2 blocks") and claim1["CD"] == "–"
 
 
@@ -64,7 +64,7 @@ def test_claims_table_file_shows_the_numbers(tmp_path):
                               rng_seed=1)
     path = tmp_path / "metrics.csv"
     frame.to_csv(path, index=False)
-    tables.write_cd_table(path, tmp_path / "cd.csv", tmp_path / "p.csv", tmp_path / "cd.md", tmp_path / "cd.tex")
+    critical_difference.write_cd_table(path, tmp_path / "cd.csv", tmp_path / "p.csv", tmp_path / "cd.md", tmp_path / "cd.tex")
     md = (tmp_path / "cd.md").read_text()
     claims_part = md.split("## Claims")[1].split("## Methods")[0]
     header = next(line for line in claims_part.splitlines() if line.startswith("| claim"))

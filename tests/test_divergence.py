@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from unlearnbench import evaluate, scores
-from unlearnbench.report import figures, tables
+from unlearnbench.report import critical_difference, figures, tables
 from synthetic import synthetic_metrics
 
 from conftest import tiny_split
@@ -181,7 +181,7 @@ def test_rankings_and_critical_difference_put_the_diverged_method_last(tmp_path)
     assert ff_rank["rank"] == len(METHODS) and ff_rank["diverged"]
     assert ff_rank["seed_rank_mean"] == len(METHODS)  # seed by seed too
     assert ranks.set_index(["dataset", "model", "method"]).loc[("digits", "smallcnn", "ff"), "rank"] == 1
-    cd, cd_seeds = tables.cd_analyses(path)
+    cd, cd_seeds = critical_difference.cd_analyses(path)
     matrix = scores.rank_matrix(scores.rankings(scores.summary(scores.read_metrics(path))))
     assert matrix.loc["digits/resnet18", "ff"] == len(METHODS)
     assert cd["table"].set_index("method").loc["ff", "diverged_blocks"] == 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from unlearnbench.report import tables
+from unlearnbench.report import critical_difference, tables
 from unlearnbench.search import OBJECTIVES, SearchError
 from synthetic import synthetic_metrics
 
@@ -49,7 +49,7 @@ def test_every_table_marks_a_method_run_with_its_defaults_after_a_failed_search(
     resnet_cell, smallcnn_cell = ff_line.split("|")[2], ff_line.split("|")[3]
     header = next(line for line in (tmp_path / "r.md").read_text().splitlines() if line.startswith("| Method"))
     assert "resnet18" in header.split("|")[2] and "[defaults]" in resnet_cell and "[defaults]" not in smallcnn_cell
-    tables.write_cd_table(path, tmp_path / "cd.csv", tmp_path / "p.csv", tmp_path / "cd.md", tmp_path / "cd.tex")
+    critical_difference.write_cd_table(path, tmp_path / "cd.csv", tmp_path / "p.csv", tmp_path / "cd.md", tmp_path / "cd.tex")
     assert "| FF [defaults]" in (tmp_path / "cd.md").read_text()
 
 

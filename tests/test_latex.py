@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearnbench.report import tables
+from unlearnbench.report import critical_difference, formatting, tables
 
 from conftest import REPO
 from synthetic import synthetic_metrics
@@ -24,7 +24,7 @@ WRITERS = {  # each shipped .tex table and the function that writes it
     "rte.tex": lambda csv, d: tables.write_rte_table(csv, d / "rte.csv", d / "rte.md", d / "rte.tex"),
     "rankings.tex": lambda csv, d: tables.write_rankings_table(csv, d / "rankings.csv", d / "mean_ranks.csv",
                                                                d / "rankings.md", d / "rankings.tex"),
-    "critical_difference.tex": lambda csv, d: tables.write_cd_table(
+    "critical_difference.tex": lambda csv, d: critical_difference.write_cd_table(
         csv, d / "cd.csv", d / "pvalues.csv", d / "cd.md", d / "critical_difference.tex"),
 }
 DOCUMENT = r"""\documentclass{article}
@@ -47,12 +47,12 @@ DOCUMENT = r"""\documentclass{article}
     ("NG+", "NG+"),
 ])
 def test_tex_escape_known_answers(text, expected):
-    assert tables.tex_escape(text) == expected
+    assert formatting.tex_escape(text) == expected
 
 
 def test_tex_cell_bold():
-    assert tables.tex_cell(tables.Cell.make("a_b", bold=True)) == r"\textbf{a\_b}"
-    assert tables.tex_cell(tables.Cell.make("–", bold=True)) == "--"
+    assert formatting.tex_cell(formatting.Cell.make("a_b", bold=True)) == r"\textbf{a\_b}"
+    assert formatting.tex_cell(formatting.Cell.make("–", bold=True)) == "--"
 
 
 def test_every_shipped_tex_table_is_tested():

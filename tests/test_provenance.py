@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from unlearnbench import provenance
-from unlearnbench.report import tables
+from unlearnbench.report import critical_difference, tables
 from synthetic import synthetic_metrics
 
 SOME = ["ft", "ga", "msg", "ct"]
@@ -22,7 +22,7 @@ TABLE_WRITERS = {
     "rte": lambda m, d: tables.write_rte_table(m, d / "rte.csv", d / "rte.md", d / "rte.tex"),
     "rankings": lambda m, d: tables.write_rankings_table(m, d / "r.csv", d / "mr.csv", d / "rankings.md",
                                                          d / "rankings.tex"),
-    "cd": lambda m, d: tables.write_cd_table(m, d / "cd.csv", d / "p.csv", d / "cd.md", d / "cd.tex"),
+    "cd": lambda m, d: critical_difference.write_cd_table(m, d / "cd.csv", d / "p.csv", d / "cd.md", d / "cd.tex"),
 }
 
 

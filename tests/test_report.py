@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from unlearnbench import scores
-from unlearnbench.report import gallery, tables
+from unlearnbench.report import critical_difference, formatting, gallery, tables
 
 from oracles import confidence_interval
 from synthetic import synthetic_metrics
@@ -132,10 +132,10 @@ def test_confidence_interval_known_numbers():
     assert math.isnan(scores.ci_halfwidth([1.0]))
     assert math.isnan(scores.ci_halfwidth([]))
     assert scores.ci_halfwidth([1, 2, 3, 4, 5], level=0.99) > scores.ci_halfwidth([1, 2, 3, 4, 5])
-    assert tables.point_ci(0.01234, 0.00567, 3) == "0.012 ± 0.006"
-    assert tables.point_ci(0.5, float("nan"), 2) == "0.50"
-    assert tables.point_ci(float("nan"), 0.1) == "–"
-    assert tables.tex_escape("p < 0.001 ± 5 % a_b") == r"p $<$ 0.001 $\pm$ 5 \% a\_b"
+    assert formatting.point_ci(0.01234, 0.00567, 3) == "0.012 ± 0.006"
+    assert formatting.point_ci(0.5, float("nan"), 2) == "0.50"
+    assert formatting.point_ci(float("nan"), 0.1) == "–"
+    assert formatting.tex_escape("p < 0.001 ± 5 % a_b") == r"p $<$ 0.001 $\pm$ 5 \% a\_b"
 
 
 # --- rankings ------------------------------------------------------------------------------
@@ -205,16 +205,16 @@ def test_critical_difference_known_example():
     assert table.loc["msg", "top_group"] and table.loc["ct", "top_group"] and not table.loc["ga", "top_group"]
     assert cd["pvalues"].loc["msg", "ga"] < 0.05 < cd["pvalues"].loc["msg", "ct"]
     assert table.loc["msg", "beats"] == 1 and table.loc["ga", "beaten_by"] == 1
-    verdicts = {c["claim"]: c["verdict"] for c in tables.claims(cd)}
+    verdicts = {c["claim"]: c["verdict"] for c in critical_difference.claims(cd)}
     assert next(v for k, v in verdicts.items() if "MSG and CT" in k).startswith("consistent")
     # too few blocks: nothing is testable, and the claim says so
     small = scores.critical_difference(matrix.iloc[:1])
     assert math.isnan(small["cd"]) and math.isnan(small["friedman_p"])
-    assert tables.claims(small)[0]["verdict"].startswith("not testable")
+    assert critical_difference.claims(small)[0]["verdict"].startswith("not testable")
 
 
 def test_critical_difference_table_files(tmp_path, metrics_csv):
-    tables.write_cd_table(metrics_csv, tmp_path / "cd.csv", tmp_path / "p.csv", tmp_path / "cd.md",
+    critical_difference.write_cd_table(metrics_csv, tmp_path / "cd.csv", tmp_path / "p.csv", tmp_path / "cd.md",
                           tmp_path / "cd.tex")
     table = pd.read_csv(tmp_path / "cd.csv")
     assert set(table["method"]) == set(SOME_METHODS) and (table["n_blocks"] == 3).all()

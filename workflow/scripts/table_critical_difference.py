@@ -1,7 +1,7 @@
 """results/tables/critical_difference.{csv,md,tex} and nemenyi_pvalues.csv: Friedman + Nemenyi."""
 
 from unlearnbench.logs import logging_to
-from unlearnbench.report.tables import write_cd_table
+from unlearnbench.report.critical_difference import write_cd_table
 
 with logging_to(snakemake.log[0]):
     write_cd_table(snakemake.input[0], snakemake.output.csv, snakemake.output.pvalues, snakemake.output.md,

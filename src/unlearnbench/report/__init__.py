@@ -1,1 +1,1 @@
-"""Tables (tables.py) and figures (figures.py) built from results/metrics.csv."""
+"""Tables (tables.py, critical_difference.py; formatting.py formats them) and figures (figures.py) built from results/metrics.csv."""

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .. import io, methods, scores, search
+from .formatting import CI_NOTE, Cell, fmt_rank, is_missing, latex, markdown, point_ci, write_csv
 
 MAIN_COLUMNS = [("RA", 3), ("FA", 3), ("TA", 3), ("RR", 3), ("FR", 3), ("TR", 3), ("RetDev", 3),
                 ("Indisc", 3), ("test_MIA", 3), ("RTE", 1)]
 HEADERS = {"test_MIA": "test MIA"}
 # best value per setting (among unlearning methods) is printed in bold
 BEST = {"RetDev": "min", "Indisc": "max", "RTE": "max"}
-CI_NOTE = "± = half-width of the 95 % t-based confidence interval over seeds"
 DIVERGED = "diverged"
 # scores whose value is undefined for a model with non-finite outputs (NaN in the CSVs)
 UNDEFINED_WHEN_DIVERGED = {"Indisc", "test_MIA"}
@@ -30,100 +29,9 @@ DIVERGED_NOTE = ("(diverged k/n): on k of n seeds the model gave non-finite outp
                  "rows given in main.csv's nonfinite_fraction); those rows count as wrong predictions, its MIA and "
                  "Indisc are undefined (shown as 'diverged'), it is never marked best and ranks below every method "
                  "that did not diverge.")
-LATEX_PREAMBLE = "% needs \\usepackage{booktabs} and \\usepackage{graphicx}\n"
 
 
-# --- cells ---------------------------------------------------------------------------------
-
-def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x)) or pd.isna(x)
-
-
-def decimals_for(x: float, significant: int = 3, most: int = 3) -> int:
-    """Decimals that show `significant` digits of |x| (at most `most`)."""
-    if _missing(x) or x == 0:
-        return min(2, most)
-    return int(min(most, max(0, significant - 1 - math.floor(math.log10(abs(x))))))
-
-
-def point_ci(point, half, digits: int | None = None) -> str:
-    """'0.017 ± 0.010'; the point alone without an interval; '–' without a point."""
-    if _missing(point):
-        return "–"
-    digits = decimals_for(point) if digits is None else digits
-    if _missing(half):
-        return f"{point:.{digits}f}"
-    return f"{point:.{digits}f} ± {half:.{digits}f}"
-
-
-def mean_std(mean: float, std: float, digits: int) -> str:
-    if _missing(mean):
-        return "–"
-    if _missing(std):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-
-def fmt_rank(x) -> str:
-    if _missing(x):
-        return "–"
-    return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
-
-
-class Cell(str):
-    """A table cell; `bold` marks the best value of its column."""
-
-    bold = False
-
-    @classmethod
-    def make(cls, text: str, bold: bool = False) -> "Cell":
-        cell = cls(text)
-        cell.bold = bold
-        return cell
-
-
-def md_cell(cell) -> str:
-    return f"**{cell}**" if getattr(cell, "bold", False) and cell != "–" else str(cell)
-
-
-# LaTeX's special characters and the symbols our tables print, each replaced in one pass
-# (replacing one after another would escape the braces of an earlier replacement).
-TEX_REPLACEMENTS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "<": r"$<$", ">": r"$>$",
-                    "±": r"$\pm$", "–": "--", "χ²": r"$\chi^2$", "α": r"$\alpha$", "×": r"$\times$"}
-_TEX_SPECIAL = re.compile("|".join(map(re.escape, sorted(TEX_REPLACEMENTS, key=len, reverse=True))))
-
-
-def tex_escape(text: str) -> str:
-    return _TEX_SPECIAL.sub(lambda m: TEX_REPLACEMENTS[m[0]], text)
-
-
-def tex_cell(cell) -> str:
-    text = tex_escape(str(cell))
-    return rf"\textbf{{{text}}}" if getattr(cell, "bold", False) and cell != "–" else text
-
-
-def markdown(frame: pd.DataFrame) -> str:
-    return frame.map(md_cell).to_markdown(index=False, disable_numparse=True) + "\n"
-
-
-def latex(blocks: list[tuple[str | None, pd.DataFrame]], caption: str, label: str, first: str = "l") -> str:
-    """One booktabs table; each block (title, frame) gets a title row when titled."""
-    columns = list(blocks[0][1].columns)
-    align = first + "r" * (len(columns) - 1)
-    lines = [LATEX_PREAMBLE.rstrip("\n"), r"\begin{table*}[t]", r"\centering", r"\small",
-             rf"\caption{{{tex_escape(caption)}}}", rf"\label{{{label}}}", r"\resizebox{\textwidth}{!}{%",
-             rf"\begin{{tabular}}{{{align}}}", r"\toprule", " & ".join(tex_escape(str(c)) for c in columns) + r" \\"]
-    for i, (title, frame) in enumerate(blocks):
-        lines.append(r"\midrule")
-        if title:
-            lines.append(rf"\multicolumn{{{len(columns)}}}{{l}}{{\textit{{{tex_escape(title)}}}}} \\")
-            lines.append(r"\midrule")
-        for _, row in frame.iterrows():
-            lines.append(" & ".join(tex_cell(v) for v in row) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}}", r"\end{table*}", ""]
-    return "\n".join(lines)
-
+# --- settings, marks and notes shared by the table families --------------------------------
 
 def setting_name(dataset: str, model: str) -> str:
     return f"{dataset} / {model}"
@@ -131,11 +39,6 @@ def setting_name(dataset: str, model: str) -> str:
 
 def settings_of(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return list(dict.fromkeys(zip(frame["dataset"], frame["model"])))
-
-
-def write_csv(frame: pd.DataFrame, path) -> None:
-    with io.atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.6g")
 
 
 # --- main table ----------------------------------------------------------------------------
@@ -155,7 +58,7 @@ def _diverged(frame: pd.DataFrame) -> pd.Series:
 def diverged_label(label: str, row) -> str:
     """'FF (diverged 2/3)' for a summary row with diverged seeds, else the label."""
     k = row.get("diverged_seeds", 0)
-    k = 0 if _missing(k) else int(k)
+    k = 0 if is_missing(k) else int(k)
     return f"{label} ({DIVERGED} {k}/{int(row['n_seeds'])})" if k else label
 
 
@@ -165,21 +68,21 @@ HP_NOTE = ("Hyperparameters come from the search unless marked: [defaults] = eve
 NO_SEARCH_NOTE = "Hyperparameters: the method defaults with method_params (no search)."
 
 
-def _sources(values) -> set[str]:
-    return {part for v in values if not _missing(v) for part in str(v).split("+")}
+def split_sources(values) -> set[str]:
+    return {part for v in values if not is_missing(v) for part in str(v).split("+")}
 
 
 def hp_mark(source, searched: bool) -> str:
     """' [defaults]' for a method that ran with its defaults after a failed search,
     ' [config]' for an unsearched method in a run where others were searched."""
-    parts = _sources([source])
+    parts = split_sources([source])
     if "defaults" in parts:
         return " [defaults]"
     return " [config]" if searched and "config" in parts else ""
 
 
 def _searched(frame: pd.DataFrame) -> bool:
-    return "search" in _sources(frame["hp_source"]) if "hp_source" in frame else False
+    return "search" in split_sources(frame["hp_source"]) if "hp_source" in frame else False
 
 
 def method_label(method: str, row, searched: bool) -> str:
@@ -214,7 +117,7 @@ def flag_notes(frame: pd.DataFrame, shown: pd.DataFrame) -> list[str]:
     searched = _searched(frame)
     if "hp_source" in shown and any(hp_mark(v, searched) for v in shown["hp_source"]):
         notes.append(HP_NOTE)
-    if "hp_source" in frame and not searched and "config" in _sources(frame["hp_source"]):
+    if "hp_source" in frame and not searched and "config" in split_sources(frame["hp_source"]):
         notes.append(NO_SEARCH_NOTE)
     note = conditions_note(frame)
     return notes + ([note] if note else [])
@@ -233,18 +136,18 @@ def main_blocks(table: pd.DataFrame, columns=MAIN_COLUMNS) -> list[tuple[str, pd
     searched = _searched(table)
     for (dataset, model), block in table.groupby(["dataset", "model"], sort=False):
         n = int(block["n_seeds"].max())
-        mixed = [c for c in ("device", "precision") if c in block and len(_sources(block[c])) > 1]
+        mixed = [c for c in ("device", "precision") if c in block and len(split_sources(block[c])) > 1]
         best = {c: _best_flags(block, c, how) for c, how in BEST.items() if f"{c}_mean" in block}
         rows = []
         for idx, r in block.iterrows():
             row = {"Method": Cell.make(method_label(r["method"], r, searched))}
             for c, d in columns:
                 text = point_ci(r[f"{c}_mean"], r.get(f"{c}_ci", np.nan), d)
-                if c in UNDEFINED_WHEN_DIVERGED and _missing(r[f"{c}_mean"]) and r.get("diverged", False):
+                if c in UNDEFINED_WHEN_DIVERGED and is_missing(r[f"{c}_mean"]) and r.get("diverged", False):
                     text = DIVERGED
                 row[HEADERS.get(c, c)] = Cell.make(text, bool(best[c][idx]) if c in best else False)
             rows.append(row)
-        mixed_text = "".join(f"; mixed {c}: {'+'.join(sorted(_sources(block[c])))}" for c in mixed)
+        mixed_text = "".join(f"; mixed {c}: {'+'.join(sorted(split_sources(block[c])))}" for c in mixed)
         blocks.append((f"{setting_name(dataset, model)} ({n} seed{'s' if n != 1 else ''}{mixed_text})",
                        pd.DataFrame(rows)))
     return blocks
@@ -308,7 +211,7 @@ def _wide(long: pd.DataFrame, column: str, settings, digits=None, best: str | No
     rows = []
     searched = _searched(long)
     for m in methods_:
-        source = "+".join(_sources(long.loc[long["method"] == m, "hp_source"])) if "hp_source" in long else ""
+        source = "+".join(split_sources(long.loc[long["method"] == m, "hp_source"])) if "hp_source" in long else ""
         label = methods.label(m) + hp_mark(source, searched)
         row = {"Method": Cell.make(label + (" (reference)" if m == "retrained" else ""))}
         for dataset, model in settings:
@@ -378,7 +281,7 @@ def rankings_wide(ranks: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
                 continue
             r = index.loc[key]
             text = fmt_rank(r["rank"])
-            if "seed_rank_mean" in r and not _missing(r["seed_rank_mean"]):
+            if "seed_rank_mean" in r and not is_missing(r["seed_rank_mean"]):
                 text += f" ({point_ci(r['seed_rank_mean'], r['seed_rank_ci'], 1)})"
             text += hp_mark(r.get("hp_source"), searched)
             diverged = bool(r.get("diverged", False))
@@ -414,193 +317,6 @@ def write_rankings_table(metrics_csv, out_csv, out_means_csv, out_md, out_tex) -
     return ranks
 
 
-# --- critical difference ---------------------------------------------------------------------
-
-CD_TITLE = "Critical-difference rank comparison across settings (Friedman + Nemenyi)"
-CLAIM_BEST = ("msg", "ct")
-CLAIM_BASELINE = ("ngplus", ("ga", "srl"))
-
-
-def cd_analyses(metrics_csv, alpha: float = 0.05, frame: pd.DataFrame | None = None) -> tuple[dict, dict]:
-    """(across settings, seeds as blocks) critical-difference analyses of the rankings;
-    each method table also counts the blocks where the method diverged and holds its
-    hyperparameter sources (`hp_source`, joined over blocks)."""
-    frame = scores.read_metrics(metrics_csv) if frame is None else frame
-    ranks = scores.rankings(scores.summary(frame))
-    settings = scores.critical_difference(scores.rank_matrix(ranks), alpha)
-    per = scores.per_seed(frame)
-    per = per[~per["method"].isin(scores.REFERENCES)].copy()
-    per["rank"] = scores.rank(per, scores.SETTING + ["seed"], by="RetDev", tie="Indisc")
-    per["block"] = per["dataset"] + "/" + per["model"] + "/seed" + per["seed"].astype(str)
-    seeds = scores.critical_difference(per.pivot(index="block", columns="method", values="rank"), alpha)
-    # blocks in which each method diverged (it ranks below the others there)
-    for cd, blocks in ((settings, ranks), (seeds, per)):
-        count = blocks.groupby("method")["diverged"].sum()
-        cd["table"]["diverged_blocks"] = cd["table"]["method"].map(count).fillna(0).astype(int)
-        if "hp_source" in blocks:
-            sources = blocks.groupby("method")["hp_source"].agg(lambda v: "+".join(sorted(_sources(v))))
-            cd["table"]["hp_source"] = cd["table"]["method"].map(sources)
-    return settings, seeds
-
-
-def _fmt_p(p) -> str:
-    if _missing(p):
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _p_is(p) -> str:
-    """'p = 0.123' or 'p < 0.001'."""
-    text = _fmt_p(p)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
-
-
-def untestable(cd: dict) -> str | None:
-    """Why no pair of methods can differ significantly in `cd`, or None when some can:
-    too few blocks or methods, or a critical difference above the largest possible
-    mean-rank difference (k - 1)."""
-    if _missing(cd["cd"]):
-        return "not testable (needs at least 2 blocks and 3 methods)"
-    if cd["cd"] > cd["max_difference"]:
-        return (f"not testable at this size (CD {cd['cd']:.2f} > largest possible difference "
-                f"{cd['max_difference']:.0f})")
-    return None
-
-
-def _numbers(cd: dict) -> dict:
-    """The numbers every verdict rests on, as claims-table columns."""
-    return {"N blocks": str(cd["n_blocks"]), "k methods": str(cd["k"]),
-            "CD": "–" if _missing(cd["cd"]) else f"{cd['cd']:.2f}",
-            "largest possible difference": f"{cd['max_difference']:.0f}", "Friedman p": _fmt_p(cd["friedman_p"])}
-
-
-def claims(cd: dict) -> list[dict]:
-    """The paper's claims 1 and 2 as tests on `cd` (see critical_difference.md): each a
-    row with the claim, the evidence (mean ranks, places, Nemenyi p-values), the numbers
-    of the test (N, k, CD, the largest possible difference, Friedman p) and the verdict,
-    which reads "not testable ..." whenever no pair of methods can differ significantly."""
-    table = cd["table"].set_index("method")
-    blocked = untestable(cd)
-    testable = blocked is None
-    numbers = _numbers(cd)
-    out = []
-    present = [m for m in CLAIM_BEST if m in table.index]
-    if present:
-        parts, ok = [], testable
-        for m in present:
-            r = table.loc[m]
-            parts.append(f"{methods.label(m)}: mean rank {r['mean_rank']:.2f}, place {r['place']:.0f} of {cd['k']}, "
-                         f"Nemenyi p vs best {_fmt_p(r['p_vs_best'])}")
-            ok = ok and bool(r["top_group"])
-        top = int(table["top_group"].sum()) if testable else 0
-        if not testable:
-            verdict = blocked
-        elif ok:
-            verdict = (f"consistent: {' and '.join(methods.label(m) for m in present)} "
-                       f"{'are' if len(present) > 1 else 'is'} in the top group (not significantly worse than the "
-                       f"best-ranked method); the top group holds {top} of {cd['k']} methods")
-        else:
-            worse = [methods.label(m) for m in present if not table.loc[m, "top_group"]]
-            verdict = (f"contradicted: {' and '.join(worse)} {'rank' if len(worse) > 1 else 'ranks'} significantly "
-                       "worse than the best-ranked method")
-        missing = [methods.label(m) for m in CLAIM_BEST if m not in table.index]
-        if missing:
-            verdict += f" ({', '.join(missing)} not run)"
-        out.append({"claim": "MSG and CT are among the best methods (PAPER claim 1)", "evidence": "; ".join(parts),
-                    **numbers, "verdict": verdict})
-    lead, others = CLAIM_BASELINE
-    if lead in table.index and any(o in table.index for o in others):
-        parts, sig, ahead = [], [], []
-        for o in (o for o in others if o in table.index):
-            p = cd["pvalues"].loc[lead, o] if not _missing(cd["cd"]) else np.nan
-            better = table.loc[lead, "mean_rank"] < table.loc[o, "mean_rank"]
-            parts.append(f"{methods.label(lead)} {table.loc[lead, 'mean_rank']:.2f} vs {methods.label(o)} "
-                         f"{table.loc[o, 'mean_rank']:.2f} (Nemenyi p {_fmt_p(p)})")
-            sig.append(bool(better and testable and p < cd["alpha"]))
-            ahead.append(methods.label(o) if better else None)
-        direction = (f"{methods.label(lead)} ranks ahead of " + " and ".join(a for a in ahead if a)
-                     if any(ahead) else f"{methods.label(lead)} does not rank ahead")
-        verdict = (f"{blocked} ({direction})" if not testable else f"significant for all ({direction})" if all(sig)
-                   else f"significant for {sum(sig)} of {len(sig)} ({direction})" if any(sig)
-                   else f"not significant ({direction})")
-        out.append({"claim": "tuned NG+ beats GA and SRL (PAPER claim 2)", "evidence": "; ".join(parts),
-                    **numbers, "verdict": verdict})
-    return out
-
-
-def _cd_summary(cd: dict, blocks: str) -> str:
-    if _missing(cd["cd"]):
-        return (f"{blocks}: N = {cd['n_blocks']}, k = {cd['k']} methods: not testable (Friedman and Nemenyi "
-                "need at least 2 blocks and 3 methods).")
-    reject = cd["friedman_p"] < cd["alpha"] if not _missing(cd["friedman_p"]) else False
-    detectable = cd["cd"] < cd["max_difference"]
-    return (f"{blocks}: N = {cd['n_blocks']} blocks, k = {cd['k']} methods. Friedman χ² = "
-            f"{cd['friedman_chi2']:.2f}, {_p_is(cd['friedman_p'])} ({'rejects' if reject else 'does not reject'} "
-            f"'all methods rank alike' at α = {cd['alpha']}). Nemenyi critical difference CD = {cd['cd']:.2f} "
-            f"mean-rank units (largest possible difference {cd['max_difference']:.0f}"
-            + ("" if detectable else ": no pair can differ significantly") + ").")
-
-
-def cd_method_table(cd: dict) -> pd.DataFrame:
-    t = cd["table"]
-    testable = untestable(cd) is None
-    top = [g if testable and not _missing(g) else np.nan for g in t["top_group"]]  # no group when untestable
-    diverged = t["diverged_blocks"] if "diverged_blocks" in t else pd.Series(0, index=t.index)
-    sources = t["hp_source"] if "hp_source" in t else pd.Series("", index=t.index)
-    searched = "search" in _sources(sources)
-    return pd.DataFrame({
-        "Method": [Cell.make(methods.label(m) + hp_mark(h, searched) + (f" ({DIVERGED} in {d} of {n})" if d else ""))
-                   for m, d, n, h in zip(t["method"], diverged, t["n_blocks"], sources)],
-        "mean rank": [Cell.make(point_ci(a, b, 2), bool(g) if not _missing(g) else False)
-                      for a, b, g in zip(t["mean_rank"], t["mean_rank_ci"], top)],
-        "place": [Cell.make(f"{p:.0f}") for p in t["place"]],
-        "p vs best": [Cell.make(_fmt_p(p)) for p in t["p_vs_best"]],
-        "top group": [Cell.make("–" if _missing(g) else ("yes" if g else "no")) for g in top],
-        "better than": [Cell.make(str(b)) for b in t["beats"]],
-        "worse than": [Cell.make(str(b)) for b in t["beaten_by"]],
-    })
-
-
-def write_cd_table(metrics_csv, out_csv, out_pvalues, out_md, out_tex, alpha: float = 0.05) -> dict:
-    frame = scores.read_metrics(metrics_csv)
-    cd, cd_seeds = cd_analyses(metrics_csv, alpha, frame)
-    table = cd["table"].assign(friedman_chi2=cd["friedman_chi2"], friedman_p=cd["friedman_p"], cd=cd["cd"],
-                               alpha=alpha, max_difference=cd["max_difference"], testable=untestable(cd) is None)
-    write_csv(table, out_csv)
-    with io.atomic_path(out_pvalues) as tmp:
-        cd["pvalues"].to_csv(tmp, float_format="%.6g")
-    found = claims(cd)
-    lines = [f"# {CD_TITLE}\n",
-             "Blocks are the (dataset, model) settings; in each, the unlearning methods are ranked by RetDev "
-             "(Indisc breaking ties, as in rankings.md). The Friedman test asks whether the methods' mean ranks "
-             "differ at all; Nemenyi's post-hoc test compares every pair (p-values in nemenyi_pvalues.csv, from "
-             "scikit-posthocs). Two methods whose mean ranks differ by less than the critical difference (CD) "
-             "are not significantly different. 'top group' = not significantly worse than the best-ranked method "
-             "(none when no pair can differ). A method that diverged in a block ranks below every method that did "
-             "not diverge there.\n",
-             _cd_summary(cd, "Across settings") + "\n",
-             "**Power.** The CD shrinks only with the number of settings N (CD ∝ √(k(k+1)/6N)): with few settings "
-             "only very large rank differences are detectable, so 'not significant' here means 'not shown', not "
-             "'equal'. The paper's grid has N = 10 settings.\n",
-             "## Claims\n", markdown(pd.DataFrame(found)) if found else "The claimed methods were not run.\n",
-             "## Methods\n", markdown(cd_method_table(cd)),
-             "## Sensitivity: seeds as blocks\n",
-             _cd_summary(cd_seeds, "Blocks = setting × seed") + " Seeds of one setting share its data and "
-             "hyperparameters, so this has more power but speaks only for these settings.\n"]
-    found_seeds = claims(cd_seeds)
-    if found_seeds:
-        lines.append(markdown(pd.DataFrame(found_seeds)))
-    notes = flag_notes(frame, cd["table"].assign(diverged=cd["table"]["diverged_blocks"] > 0))
-    lines += [f"\n{n}\n" for n in notes]
-    io.write_text(out_md, "\n".join(lines))
-    caption = (f"{CD_TITLE}: N = {cd['n_blocks']} settings, Friedman {_p_is(cd['friedman_p'])}, "
-               f"CD = {cd['cd']:.2f}; mean rank ± 95 % t-CI over settings; "
-               + (untestable(cd) if untestable(cd) else "bold: top group") + ". " + " ".join(notes))
-    io.write_text(out_tex, latex([(None, cd_method_table(cd))], caption, "tab:critical-difference"))
-    return cd
-
-
-# ----------------------------------------------------------------------------- chosen hyperparameters
 
 
 def _format_value(value) -> str:
