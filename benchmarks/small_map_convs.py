@@ -1,4 +1,4 @@
-"""Training with one-pixel convolutions as linear layers (runtime.dense_small_map_convs)
+"""Training with one-pixel convolutions as linear layers (cpu_rewrites.dense_small_map_convs)
 against the convolutions themselves, side by side.
 
 Both sides train copies of the same ResNet-18 on the same synthetic images with the
@@ -19,7 +19,7 @@ import copy
 import torch
 
 from _common import Timing, base_parser, log, machine, median, synthetic_images
-from unlearnbench import data, models, runtime
+from unlearnbench import cpu_rewrites, data, models
 from unlearnbench.batches import Split
 from unlearnbench.train import Recipe, train
 
@@ -40,7 +40,7 @@ def main() -> None:
         split = Split(images, labels, data.get_spec("cifar10", size))
         plain = models.build("resnet18", 10, size, seed=0)
         patched = copy.deepcopy(plain)
-        names = runtime.dense_small_map_convs(patched, (3, size, size))
+        names = cpu_rewrites.dense_small_map_convs(patched, (3, size, size))
         recipe = Recipe(epochs=1, batch_size=args.batch_size)
         sides = {"plain": plain, "patched": patched}
         for net in sides.values():  # warm-up (allocator, oneDNN primitive caches), untimed

@@ -12,7 +12,7 @@ normalisation):
            --workers says), the same optimiser and schedule, NCHW model
 
 The models are as built, without the jobs' one-pixel convolution patch
-(runtime.dense_small_map_convs, measured by benchmarks/small_map_convs.py), so the
+(cpu_rewrites.dense_small_map_convs, measured by benchmarks/small_map_convs.py), so the
 project side's samples/s is the machine-speed figure that docs/performance.md compares
 machines by, the same code path on every machine and version.
 

@@ -15,7 +15,7 @@ from torch import nn
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from unlearnbench import data, models, runtime
+from unlearnbench import cpu_rewrites, data, models
 from unlearnbench.attacks.mia import mia_accuracy
 from unlearnbench.batches import CROP_PADDING, Split, augment, crop_at, random_crop, random_flip
 from unlearnbench.evaluate import evaluate, predict
@@ -282,7 +282,7 @@ def test_predict_matches_and_leaves_the_model_as_it_was():
 def test_fold_batchnorm_is_the_same_function_and_falls_back():
     model = tiny_model(2).eval()
     x = torch.randn(6, 3, 32, 32)
-    folded = runtime.fold_batchnorm(model)
+    folded = cpu_rewrites.fold_batchnorm(model)
     assert folded is not None
     assert not any(isinstance(m, nn.BatchNorm2d) for n, m in folded.named_modules() if n in
                    {str(node.target) for node in folded.graph.nodes if node.op == "call_module"})
@@ -298,10 +298,10 @@ def test_fold_batchnorm_is_the_same_function_and_falls_back():
             y = self.bn(self.conv(x))
             return y.mean((2, 3)) if y.sum() > 0 else -y.mean((2, 3))
 
-    assert runtime.fold_batchnorm(Branchy().eval()) is None
+    assert cpu_rewrites.fold_batchnorm(Branchy().eval()) is None
     hooked = tiny_model(3).eval()
     hooked.layer1.register_forward_hook(lambda m, i, o: o * 2)
-    assert runtime.fold_batchnorm(hooked) is None
+    assert cpu_rewrites.fold_batchnorm(hooked) is None
     split = eval_splits()["val"]
     logits, _ = straightforward(copy.deepcopy(hooked), split)
     torch.testing.assert_close(predict(hooked, split).logits, logits, rtol=1e-5, atol=1e-5)
@@ -316,7 +316,7 @@ def test_dense_conv_equals_the_convolution_on_small_maps():
         x = torch.randn(4, 5, h, w)
         with torch.no_grad():
             want = conv(x)
-            dense = runtime.DenseConv(conv, (h, w), tuple(want.shape[-2:]))
+            dense = cpu_rewrites.DenseConv(conv, (h, w), tuple(want.shape[-2:]))
             for layout in (torch.contiguous_format, torch.channels_last):
                 got = dense(x.contiguous(memory_format=layout))
                 assert got.shape == want.shape
@@ -337,13 +337,13 @@ def test_resnet18_inference_copy_matches_and_is_specialised():
                 m.running_var.uniform_(0.5, 2.0)
     split = eval_splits()["val"]
     logits, _ = straightforward(copy.deepcopy(model), split)
-    with runtime.inference_model(model, torch.device("cpu"), (3, 32, 32)) as net:
-        dense = [n for n, m in net.named_modules() if isinstance(m, runtime.DenseConv)]
+    with cpu_rewrites.inference_model(model, torch.device("cpu"), (3, 32, 32)) as net:
+        dense = [n for n, m in net.named_modules() if isinstance(m, cpu_rewrites.DenseConv)]
         assert len(dense) == 7 and all(n.startswith(("layer3", "layer4")) for n in dense)
         assert not any(isinstance(m, nn.BatchNorm2d) for n, m in net.named_modules() if n in
                        {str(node.target) for node in net.graph.nodes if node.op == "call_module"})
     torch.testing.assert_close(predict(model, split).logits, logits, rtol=1e-4, atol=1e-4)
-    assert model.training and not any(isinstance(m, runtime.DenseConv) for m in model.modules())
+    assert model.training and not any(isinstance(m, cpu_rewrites.DenseConv) for m in model.modules())
 
 
 @pytest.mark.parametrize("size, patched", [(8, 12), (16, 8), (32, 4)])
@@ -355,7 +355,7 @@ def test_one_pixel_convolutions_train_as_the_convolutions_do(size, patched):
     torch.manual_seed(0)
     plain = models.build("resnet18", 10, size, seed=0)
     dense = copy.deepcopy(plain)
-    names = runtime.dense_small_map_convs(dense, (3, size, size))
+    names = cpu_rewrites.dense_small_map_convs(dense, (3, size, size))
     assert len(names) == patched and all(n.startswith(("layer2", "layer3", "layer4")) for n in names)
     assert dense.state_dict().keys() == plain.state_dict().keys()
     x, y = torch.randn(8, 3, size, size), torch.randint(0, 10, (8,))
@@ -376,7 +376,7 @@ def test_one_pixel_convolutions_train_as_the_convolutions_do(size, patched):
     for net in (plain, dense):
         net.to(memory_format=torch.contiguous_format)
     cpu, shape = torch.device("cpu"), (3, size, size)
-    with runtime.inference_model(plain, cpu, shape) as a, runtime.inference_model(dense, cpu, shape) as b:
+    with cpu_rewrites.inference_model(plain, cpu, shape) as a, cpu_rewrites.inference_model(dense, cpu, shape) as b:
         torch.testing.assert_close(b(x), a(x), rtol=1e-4, atol=1e-4)
 
 
@@ -386,7 +386,7 @@ def test_one_pixel_convolutions_follow_pruning_and_in_place_edits():
     torch.manual_seed(0)
     plain = models.build("resnet18", 10, 16, seed=0).eval()
     dense = copy.deepcopy(plain)
-    runtime.dense_small_map_convs(dense, (3, 16, 16))
+    cpu_rewrites.dense_small_map_convs(dense, (3, 16, 16))
     for net in (plain, dense):
         prune.l1_unstructured(net.layer4[1].conv2, "weight", amount=0.5)
         with torch.no_grad():

@@ -4,7 +4,7 @@ val and test population MIA, all from one forward pass per split in large batche
 Speed (benchmarks/eval_throughput.py): one un-augmented pass per split gives logits,
 from which accuracy and per-sample losses both follow; batches are slices of the
 split's uint8 tensor normalised on the fly; the forward pass runs under
-inference_mode on `runtime.inference_model` (CPU: BatchNorm folded into
+inference_mode on `cpu_rewrites.inference_model` (CPU: BatchNorm folded into
 channels_last convolutions, convolutions on maps smaller than their kernel as matrix
 products); batches are large, scaled down for large images.
 """
@@ -20,7 +20,8 @@ from torch import nn
 
 from .attacks.mia import mia_accuracy
 from .batches import Split
-from .runtime import autocast, inference_model
+from .cpu_rewrites import inference_model
+from .runtime import autocast
 
 # Evaluation batch size for 32x32 images; larger images get proportionally fewer per
 # batch (the same number of pixels), never fewer than the floor.
