@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from unlearnbench import config, methods, names
+from unlearnbench import catalog, config, methods
 from unlearnbench.methods import names as method_names
 
 from conftest import REPO
@@ -163,10 +164,10 @@ def test_shipped_configs_with_a_subset_and_ulira_off():
 
 VALIDATE_WITHOUT_TORCH = """
 import sys
-from unlearnbench import config, methods
+from unlearnbench import catalog, config, methods
 for path in sys.argv[1:]:
     config.validate_ulira(config.load(path))
-print(methods.label("ngplus"), methods.hyperparameters("ft", {"epochs": 2})["epochs"])
+print(methods.label("ngplus"), methods.hyperparameters("ft", {"epochs": 2})["epochs"], len(catalog.DATASETS))
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "numpy") or m.startswith("unlearnbench.methods.")))
 """
 
@@ -175,7 +176,7 @@ def test_config_and_registry_names_need_no_torch():
     paths = [str(REPO / "config.yaml"), *map(str, sorted((REPO / "configs").glob("*.yaml")))]
     out = subprocess.run([sys.executable, "-c", VALIDATE_WITHOUT_TORCH, *paths], capture_output=True, text=True,
                          check=True).stdout
-    assert out == "NG+ 2\n[]\n"
+    assert out == "NG+ 2 6\n[]\n"
 
 
 def test_registry_literals_are_what_each_module_holds():
@@ -205,6 +206,27 @@ def test_method_module_without_literals_is_named(tmp_path, source, message):
 def test_dataset_and_model_names_match_their_registries():
     from unlearnbench import data, models
 
-    assert set(names.DATASET_NAMES) == set(data._registry()) and set(names.MODEL_NAMES) == set(models.BUILDERS)
-    with pytest.raises(ImportError, match="names.py"):
-        names.check_registry("model", {"resnet18", "vgg"}, ("resnet18",))
+    assert set(catalog.DATASET_NAMES) == set(data._registry()) and set(catalog.MODEL_NAMES) == set(models.BUILDERS)
+    with pytest.raises(ImportError, match="catalog.py"):
+        catalog.check_registry("model", {"resnet18", "vgg"}, ("resnet18",))
+
+
+def test_every_dataset_and_model_has_every_fact():
+    """Each catalog entry fills every field (superclasses: None except cifar100's 20
+    coarse classes, 5 fine classes each); the data specs and recipes read them."""
+    from unlearnbench import data
+
+    for entry in [*catalog.DATASETS.values(), *catalog.MODELS.values()]:
+        missing = [f.name for f in dataclasses.fields(entry)
+                   if getattr(entry, f.name) is None and f.name not in ("superclasses", "max_search_batch")]
+        assert not missing, (entry.name, missing)
+    for name, d in catalog.DATASETS.items():
+        assert 0 < d.test_size < d.pool_size and d.channels == 3 and d.cost > 0 and d.mem_mb > 0
+        spec = data.get_spec(name)
+        assert (spec.num_classes, spec.image_size, spec.mean, spec.std) == (d.num_classes, d.image_size, d.mean, d.std)
+    coarse = catalog.DATASETS["cifar100"].superclasses
+    assert len(coarse) == 100 and sorted(coarse.count(c) for c in set(coarse)) == [5] * 20
+    assert coarse[:3] == (4, 1, 14)  # apple: fruit and vegetables; aquarium fish: fish; baby: people
+    assert [d for d in catalog.DATASETS.values() if d.superclasses] == [catalog.DATASETS["cifar100"]]
+    assert {n: config.recipe({}, n)["epochs"] for n in ("cifar10", "mnist")} == {"cifar10": 182, "mnist": 50}
+    assert config.recipe({}, "utkface")["batch_size"] == 128 == catalog.DATASETS["utkface"].max_search_batch

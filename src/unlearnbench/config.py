@@ -1,6 +1,6 @@
 """Configuration: JSON-schema validation with defaults, then name checks against the
 registries, so a bad config fails before any job starts with a message naming the key.
-Free of torch (names.py, the method registry's literals): the workflow imports it to parse."""
+Free of torch (catalog.py, the method registry's literals): the workflow imports it to parse."""
 
 from __future__ import annotations
 
@@ -9,14 +9,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from . import methods
-from .names import DATASET_NAMES, MODEL_NAMES
+from . import catalog, methods
+from .catalog import DATASET_NAMES, MODEL_NAMES
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-
-# docs/protocol.md §3: reference recipe per dataset (config `training` overrides it).
-DEFAULT_EPOCHS = {"cifar10": 182, "cifar100": 182}
-DEFAULT_BATCH = {"utkface": 128}
 
 
 class ConfigError(ValueError):
@@ -148,9 +144,7 @@ def load(path) -> dict:
 
 def recipe(config: dict, dataset: str) -> dict:
     """The reference training recipe of `dataset`, with the config's overrides."""
-    base = {"epochs": DEFAULT_EPOCHS.get(dataset, 50), "batch_size": DEFAULT_BATCH.get(dataset, 256),
-            "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "augment": True}
-    return {**base, **config.get("training", {}).get(dataset, {})}
+    return {**catalog.recipe(dataset), **config.get("training", {}).get(dataset, {})}
 
 
 def epoch_cap(config: dict, dataset: str) -> int:

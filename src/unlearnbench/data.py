@@ -17,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .names import DATASET_NAMES, check_registry
+from . import catalog
+from .catalog import DATASET_NAMES, check_registry
 
 SPLIT_SEED = 123
 SPLIT_NAMES = ("retain", "forget", "val", "test")
@@ -147,30 +148,23 @@ def load_utkface(root: Path, download: bool, size: int = 224) -> Pool:
                 n_train=len(names) - n_test)
 
 
+# each dataset's loader; its other facts are in catalog.py
+LOADERS: dict[str, Callable[[Path, bool, int], Pool]] = {
+    "digits": load_digits,
+    "mnist": _mnist_like("MNIST", "mnist"),
+    "fashion_mnist": _mnist_like("FashionMNIST", "fashion_mnist"),
+    "cifar10": _cifar("CIFAR10", "cifar10", "cifar-10-batches-py"),
+    "cifar100": _cifar("CIFAR100", "cifar100", "cifar-100-python"),
+    "utkface": load_utkface,
+}
+
+
 def _registry() -> dict[str, DatasetSpec]:
-    mnist_norm = ((0.1307,) * 3, (0.3081,) * 3)
-    return {
-        "digits": DatasetSpec("digits", 10, 32, *mnist_norm, "flip", load_digits, "scikit-learn"),
-        "mnist": DatasetSpec("mnist", 10, 32, *mnist_norm, "flip", _mnist_like("MNIST", "mnist"), "MNIST"),
-        "fashion_mnist": DatasetSpec(
-            "fashion_mnist", 10, 32, (0.2860,) * 3, (0.3530,) * 3, "flip",
-            _mnist_like("FashionMNIST", "fashion_mnist"), "FashionMNIST",
-        ),
-        "cifar10": DatasetSpec(
-            "cifar10", 10, 32, (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), "crop_flip",
-            _cifar("CIFAR10", "cifar10", "cifar-10-batches-py"), "cifar-10-batches-py",
-        ),
-        "cifar100": DatasetSpec(
-            "cifar100", 100, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), "crop_flip",
-            _cifar("CIFAR100", "cifar100", "cifar-100-python"), "cifar-100-python",
-        ),
-        "utkface": DatasetSpec(
-            "utkface", 5, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "none", load_utkface, "UTKFace",
-        ),
-    }
+    return {name: DatasetSpec(name, d.num_classes, d.image_size, d.mean, d.std, d.augmentation, LOADERS[name],
+                              d.source) for name, d in catalog.DATASETS.items() if name in LOADERS}
 
 
-check_registry("dataset", _registry(), DATASET_NAMES)
+check_registry("dataset", LOADERS, DATASET_NAMES)
 
 
 def get_spec(name: str, image_size: int | None = None) -> DatasetSpec:

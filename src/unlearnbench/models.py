@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .names import MODEL_NAMES, check_registry
+from .catalog import MODEL_NAMES, check_registry
 
 
 class SmallCNN(nn.Module):

@@ -32,13 +32,15 @@ import pandas as pd
 from optuna.trial import TrialState
 from tqdm import tqdm
 
+from . import catalog
+
 # The engine needs only optuna, numpy and pandas (read_trials imports io when called), so
 # that importing this module (U-LiRA's search, a subprocess in the tests) stays light.
 
 OBJECTIVES = ("retain_gap", "forget_gap", "val_gap", "mia_gap")
 """Column names of the 4 objectives, all minimised (docs/protocol.md §5)."""
 
-MAX_BATCH_SIZE = {"utkface": 128}
+MAX_BATCH_SIZE = {d.name: d.max_search_batch for d in catalog.DATASETS.values() if d.max_search_batch}
 """Datasets whose trials are pruned when a sampled batch size exceeds the limit (docs/protocol.md §5)."""
 
 ATTEMPTS_PER_TRIAL = 3

@@ -4,6 +4,7 @@
 import os
 from pathlib import Path
 
+from unlearnbench import catalog
 from unlearnbench import config as ub_config
 from unlearnbench.methods import REFERENCES
 
@@ -91,17 +92,7 @@ STAGE_MINUTES = {
     "ulira_unlearn": 240,
     "ulira_search": 900,
 }
-DATASET_COST = {
-    "digits": 0.05,
-    "mnist": 0.4,
-    "fashion_mnist": 0.4,
-    "cifar10": 1.0,
-    "cifar100": 1.0,
-    "utkface": 2.0,
-}
-MODEL_COST = {"smallcnn": 0.2, "resnet18": 1.0, "tinyvit11m": 3.0}
-# The decoded pool is held in memory: utkface's 224x224 images need the most.
-DATASET_MEM_MB = {"utkface": 24000}
+# Dataset and model cost factors and memory: src/unlearnbench/catalog.py.
 
 
 def gpus(wildcards=None):
@@ -113,11 +104,15 @@ def minutes(stage, models=1):
     """Run time of a job of `stage` that handles `models` models (e.g. one per seed)."""
 
     def runtime(wildcards, attempt):
-        cost = DATASET_COST[wildcards.dataset] * MODEL_COST[wildcards.model] * models
+        cost = (
+            catalog.DATASETS[wildcards.dataset].cost
+            * catalog.MODELS[wildcards.model].cost
+            * models
+        )
         return max(10, int(STAGE_MINUTES[stage] * cost)) * attempt
 
     return runtime
 
 
 def memory(wildcards, attempt):
-    return DATASET_MEM_MB.get(wildcards.dataset, 8000) * attempt
+    return catalog.DATASETS[wildcards.dataset].mem_mb * attempt
