@@ -28,17 +28,4 @@ include: "workflow/rules/forgetting.smk"
 rule all:
     default_target: True
     input:
-        "results/metrics.csv",
-        "results/provenance.json",
-        rules.table_main.output,
-        rules.table_rte.output,
-        rules.table_rankings.output,
-        rules.table_critical_difference.output,
-        rules.figure_retention.output,
-        rules.figure_rte.output,
-        rules.figure_rank_heatmap.output,
-        rules.figure_seed_spread.output,
-        rules.figure_critical_difference.output,
-        rules.table_hyperparameters.output if ub_config.search_on(config) else [],
-        ulira_outputs(),
-        forgetting_outputs(),
+        final_outputs(),

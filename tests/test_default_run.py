@@ -104,6 +104,17 @@ def test_search_one_job_by_default_only_for_small_searches():
     assert not config.search_one_job(config.validate({"search": {"trials": 2, "one_job": False}}))
 
 
+def test_ulira_one_job_by_default_only_for_small_banks():
+    """ulira.one_job null: one job for every split when splits x forget sets <= 64 (the
+    default's 8 x 2), one per split for the paper's 64 x 10."""
+    def resolved(**ulira):
+        return config.ulira_one_job(config.validate({"ulira": ulira}))
+
+    assert resolved(splits=8, forget_sets=2) and resolved(splits=32, forget_sets=2)  # 64
+    assert not resolved(splits=64, forget_sets=10) and not resolved(splits=13, forget_sets=5)  # 65
+    assert resolved(splits=64, forget_sets=10, one_job=True) and not resolved(splits=2, forget_sets=1, one_job=False)
+
+
 @pytest.mark.workflow
 def test_search_one_job_writes_what_the_three_rules_write(tmp_path):
     """search.one_job true runs one job per method instead of a study job per search

@@ -125,6 +125,21 @@ def search_one_job(config: dict) -> bool:
     return all(search_trials(config, m) * seeds <= ONE_JOB_MAX_TRIALS for m in config["models"])
 
 
+# ulira.one_job: null runs one job for every split when the bank is this small (splits x
+# forget sets), so the paper grid keeps its per-split jobs
+ULIRA_ONE_JOB_MAX_MODELS = 64
+
+
+def ulira_one_job(config: dict) -> bool:
+    """Whether one U-LiRA job handles every split (few start-ups) rather than one job per
+    split (parallel): ulira.one_job, or when null, splits x forget sets <=
+    ULIRA_ONE_JOB_MAX_MODELS."""
+    u = config["ulira"]
+    if u["one_job"] is not None:
+        return bool(u["one_job"])
+    return u["splits"] * u["forget_sets"] <= ULIRA_ONE_JOB_MAX_MODELS
+
+
 def on_no_complete_trial(config: dict, method: str) -> str:
     """"fail" or "defaults": what `method` does when a study holds no complete trial."""
     policy = config["search"]["on_no_complete_trial"]

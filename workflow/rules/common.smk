@@ -7,6 +7,7 @@ from pathlib import Path
 from unlearnbench import catalog
 from unlearnbench import config as ub_config
 from unlearnbench.methods import REFERENCES
+from unlearnbench.provenance import config_hash
 
 # Exported (not read: no `envvars:`) for the conda environment's post-deploy script,
 # which installs the project from this checkout (envs/unlearnbench.post-deploy.sh;
@@ -21,11 +22,29 @@ try:
 except ub_config.ConfigError as err:
     raise WorkflowError(str(err)) from None
 
+# Rule provenance's rerun trigger (params): the config hashed before ulira_common.smk
+# completes its `ulira` section (where report.smk used to hash it; results/provenance.json
+# holds the hash of the completed config).
+CONFIG_HASH = config_hash(config)
 DATASETS = config["datasets"]
 MODELS = config["models"]
 SEEDS = config["seeds"]
 METHODS = config["methods"]
 ENV = "../../envs/unlearnbench.yaml"
+SEARCH_SEEDS = config["search"]["seeds"]
+# search.one_job: one job per method runs the studies, the choice and the final runs
+# (rule search_unlearn) instead of the rules search, select_best and unlearn.
+ONE_JOB = ub_config.search_one_job(config)
+# the originals search_unlearn reads: the final runs' seeds and the search seeds
+ORIGINAL_SEEDS = sorted(set(SEEDS) | set(SEARCH_SEEDS))
+# The figures of the main results, each figures/{name}.png and .pdf (rule all, gallery).
+REPORT_FIGURES = [
+    "retention_vs_indiscernibility",
+    "rte",
+    "rank_heatmap",
+    "seed_spread",
+    "critical_difference",
+]
 
 
 def data_options(dataset=None):
@@ -116,3 +135,36 @@ def minutes(stage, models=1):
 
 def memory(wildcards, attempt):
     return catalog.DATASETS[wildcards.dataset].mem_mb * attempt
+
+
+include: "ulira_common.smk"
+include: "forgetting_common.smk"
+
+
+# The README gallery: the main figures, U-LiRA's and the search's (rule gallery).
+GALLERY_FIGURES = (
+    REPORT_FIGURES
+    + (["ulira", "epsilon", "klom"] if ULIRA["enabled"] else [])
+    + (
+        [f"search_{d}_{m}" for d in DATASETS for m in MODELS]
+        if ub_config.search_on(config)
+        else []
+    )
+)
+
+
+def final_outputs():
+    """The targets of `all`, the default: the metrics, the provenance, and every table and figure
+    the config switches on."""
+    return [
+        "results/metrics.csv",
+        "results/provenance.json",
+        *rules.table_main.output,
+        *rules.table_rte.output,
+        *rules.table_rankings.output,
+        *rules.table_critical_difference.output,
+        *expand("figures/{name}.{ext}", name=REPORT_FIGURES, ext=("png", "pdf")),
+        *(rules.table_hyperparameters.output if ub_config.search_on(config) else []),
+        *ulira_outputs(),
+        *forgetting_outputs(),
+    ]

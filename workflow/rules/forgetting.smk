@@ -4,9 +4,7 @@
 # What the hyperparameter search found (docs/protocol.md §5): Pareto fronts, the chosen
 # trial and sensitivity per method (table_search, figure_search).
 # Every job here reads existing artifacts only and imports neither scikit-learn nor a GPU.
-
-
-include: "forgetting_common.smk"
+# Settings and input functions: common.smk (forgetting_common.smk).
 
 
 rule table_epsilon:

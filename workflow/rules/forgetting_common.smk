@@ -1,5 +1,5 @@
 # Settings and input functions of the forgetting-quality and search-trade-off rules
-# (forgetting.smk); Snakemake's linter wants functions apart from rules.
+# (included by common.smk; the rules are in forgetting.smk).
 
 FORGETTING_DIR = f"results/ulira/{ULIRA_DATASET}/{ULIRA_MODEL}/forgetting"
 FORGETTING_TITLE = (

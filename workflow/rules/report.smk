@@ -7,15 +7,6 @@
 report: "../report/workflow.rst"
 
 
-REPORT_FIGURES = [
-    "retention_vs_indiscernibility",
-    "rte",
-    "rank_heatmap",
-    "seed_spread",
-    "critical_difference",
-]
-
-
 rule table_main:
     input:
         "results/metrics.csv",
@@ -203,9 +194,6 @@ rule figure_critical_difference:
         "../scripts/figure_critical_difference.py"
 
 
-from unlearnbench.provenance import config_hash
-
-
 # What produced the results (README, "Flags"): rewritten whenever metrics.csv is, and
 # whenever the resolved config changes (params). A light job: no torch import.
 rule provenance:
@@ -224,20 +212,9 @@ rule provenance:
         ENV
     params:
         repo=workflow.basedir,
-        config_hash=config_hash(config),
+        config_hash=CONFIG_HASH,
     script:
         "../scripts/provenance.py"
-
-
-GALLERY_FIGURES = (
-    REPORT_FIGURES
-    + (["ulira", "epsilon", "klom"] if config["ulira"]["enabled"] else [])
-    + (
-        [f"search_{d}_{m}" for d in DATASETS for m in MODELS]
-        if ub_config.search_on(config)
-        else []
-    )
-)
 
 
 # Not part of `all`: `snakemake gallery` refreshes the small PNGs under docs/gallery/ that

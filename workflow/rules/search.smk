@@ -3,12 +3,7 @@
 # Active when config search.trials > 0 (one number, or one per model); the unlearn
 # rule then reads best.json.
 
-SEARCH_SEEDS = config["search"]["seeds"]
-# search.one_job: one job per method runs the studies, the choice and the final runs
-# (rule search_unlearn) instead of the rules search, select_best and unlearn.
-ONE_JOB = ub_config.search_one_job(config)
-# the originals search_unlearn reads: the final runs' seeds and the search seeds
-ORIGINAL_SEEDS = sorted(set(SEEDS) | set(SEARCH_SEEDS))
+# Settings (SEARCH_SEEDS, ONE_JOB, ORIGINAL_SEEDS): common.smk.
 
 
 if ONE_JOB:

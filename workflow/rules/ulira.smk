@@ -3,9 +3,7 @@
 # per-method attack -> table_ulira, figure_ulira. Config section `ulira`; with
 # ulira.search_trials > 0, a U-LiRA-specific search on shadow splits chooses each
 # method's hyperparameters.
-
-
-include: "ulira_common.smk"
+# Settings and input functions: common.smk (ulira_common.smk).
 
 
 rule ulira_splits:

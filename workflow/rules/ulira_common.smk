@@ -1,5 +1,5 @@
-# U-LiRA helpers (included by ulira.smk): the checked `ulira` config section, names,
-# wildcard constraints and input functions.
+# U-LiRA settings and input functions (included by common.smk; the rules are in
+# ulira.smk): the checked `ulira` config section, names, wildcard constraints.
 import re
 
 try:
@@ -14,13 +14,9 @@ ULIRA_METHODS = ULIRA["methods"]
 ULIRA_KINDS = ["retrained", "original"] + ULIRA_METHODS
 ULIRA_SPLITS = list(range(ULIRA["splits"]))
 ULIRA_SEARCH = ULIRA["search_trials"] > 0
-# One job for every split (few start-ups) or one per split (parallel): ulira.one_job,
-# by default one job for a small bank only (so the paper grid keeps its per-split jobs).
-ULIRA_ONE_JOB = (
-    ULIRA["one_job"]
-    if ULIRA["one_job"] is not None
-    else ULIRA["splits"] * ULIRA["forget_sets"] <= 64
-)
+# One job for every split (few start-ups) or one per split (parallel): ulira.one_job
+# (config.ulira_one_job).
+ULIRA_ONE_JOB = ub_config.ulira_one_job(config)
 ULIRA_DIR = "results/ulira/{dataset}/{model}"
 ULIRA_CONSTRAINTS = {
     "dataset": re.escape(ULIRA_DATASET),
