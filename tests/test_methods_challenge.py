@@ -1,5 +1,6 @@
-"""CF-k, EU-k, FCS, MSG, CFW, PRMQ, KDE and RNI (docs/methods.md): each method's defining
-mechanism against a known answer, on tiny synthetic data and the small CPU CNN."""
+"""The NeurIPS 2023 challenge's FCS, MSG, CFW, PRMQ, KDE and RNI, and the block methods
+CF-k and EU-k (docs/methods.md): each method's defining mechanism against a known answer,
+on tiny synthetic data and the small CPU CNN. CT: test_methods_baselines.py."""
 
 from __future__ import annotations
 

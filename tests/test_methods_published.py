@@ -1,5 +1,6 @@
-"""Known-answer tests of SRL, NG+, SCRUB, BT, SalUn, FF and IU (docs/methods.md), on tiny
-synthetic data and the CPU smallcnn."""
+"""Known-answer tests of the published methods NG+, SCRUB, BT, SalUn, FF and IU, and of
+the SRL baseline (docs/methods.md), on tiny synthetic data and the CPU smallcnn. CF-k and
+EU-k: test_methods_challenge.py; FT, GA, CT: test_methods_baselines.py."""
 
 from __future__ import annotations
 
