@@ -165,7 +165,7 @@ def test_selection_and_attack_jobs_start_without_torch():
 
 def test_table_and_figure_jobs_start_without_scikit_learn():
     """They never need the MIA's scikit-learn (about 1 s of start-up each)."""
-    for script in ("table_main.py", "figure_retention.py", "ulira_table.py"):
+    for script in ("table_main.py", "figure_retention.py", "table_ulira.py"):
         assert "sklearn" not in _modules_after_imports(script), script
 
 
@@ -173,8 +173,7 @@ def test_table_and_figure_jobs_start_without_torch():
     """They read method labels from the registry, which imports no method module, and the
     U-LiRA files module imports torch only to read or write checkpoints."""
     scripts = sorted(p.name for p in (REPO / "workflow/scripts").glob("*.py")
-                     if p.name.startswith(("table_", "figure_", "ulira_table", "ulira_figure"))
-                     or p.name == "collect_metrics.py")
+                     if p.name.startswith(("table_", "figure_")) or p.name == "metrics.py")
     assert len(scripts) >= 5
     for script in scripts:
         assert _modules_after_imports(script) == [], script

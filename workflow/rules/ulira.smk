@@ -183,7 +183,7 @@ rule table_ulira:
     conda:
         ENV
     script:
-        "../scripts/ulira_table.py"
+        "../scripts/table_ulira.py"
 
 
 rule figure_ulira:
@@ -208,4 +208,4 @@ rule figure_ulira:
             f"{ULIRA['forget_sets']} forget sets, statistic {ULIRA['statistic']}"
         ),
     script:
-        "../scripts/ulira_figure.py"
+        "../scripts/figure_ulira.py"

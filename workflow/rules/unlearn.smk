@@ -49,4 +49,4 @@ rule metrics:
     conda:
         ENV
     script:
-        "../scripts/collect_metrics.py"
+        "../scripts/metrics.py"
