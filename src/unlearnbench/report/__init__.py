@@ -1,1 +1,2 @@
-"""Tables (tables.py, critical_difference.py; formatting.py formats them) and figures (figures.py) built from results/metrics.csv."""
+"""Tables (tables.py, critical_difference.py; formatting.py formats their cells) and
+figures (figures.py) built from results/metrics.csv."""

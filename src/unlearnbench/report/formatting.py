@@ -13,6 +13,7 @@ from .. import io
 CI_NOTE = "± = half-width of the 95 % t-based confidence interval over seeds"
 LATEX_PREAMBLE = "% needs \\usepackage{booktabs} and \\usepackage{graphicx}\n"
 
+
 # --- cells ---------------------------------------------------------------------------------
 
 def is_missing(x) -> bool:

@@ -1,4 +1,6 @@
-"""Tables as CSV (full precision), Markdown and LaTeX (booktabs), from results/metrics.csv.
+"""The main, RTE, rankings, hyperparameters and U-LiRA tables as CSV (full precision),
+Markdown and LaTeX (booktabs), from results/metrics.csv (cells and formats: formatting.py;
+the critical-difference table: critical_difference.py).
 
 Every displayed entry is `point ± h`, h the half-width of the 95 % t-based confidence
 interval over seeds (scores.py says how it is computed); the CSVs also keep the std,
