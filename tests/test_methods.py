@@ -14,6 +14,7 @@ from conftest import tiny_split
 ALL = methods.names()
 PAPER = ["ft", "ga", "srl", "ngplus", "scrub", "bt", "salun", "ff", "iu", "cfk", "euk", "fcs", "msg", "cfw",
          "prmq", "ct", "kde", "rni"]
+BEYOND = ["aru", "bs", "l1sparse", "ssd", "unsir"]  # issue 25: methods beyond the paper's 18
 
 
 def tiny_hp(name: str) -> dict:
@@ -26,6 +27,8 @@ def tiny_hp(name: str) -> dict:
             hp[key] = 8
     if name == "rni":
         hp.update(epochs=2, fine_epochs=1, reset_epoch=1)
+    if name == "ssd":  # on 36 random images no entry's forget importance is 10 x the full data's
+        hp.update(alpha=0.5)
     return hp
 
 
@@ -43,14 +46,39 @@ class Guarded(Split):
         return object.__getattribute__(self, attr)
 
 
-def splits_for_test(seed: int = 0) -> dict[str, Split]:
-    return {"retain": tiny_split(24, seed + 1), "forget": tiny_split(12, seed + 2), "val": tiny_split(12, seed + 3),
-            "test": tiny_split(12, seed + 4)}
+def splits_for_test(seed: int = 0, name: str | None = None) -> dict[str, Split]:
+    """Random tiny splits; for a method not defined for the random scenario (a class-wise
+    one), the forget set is class 0 and the retain set holds the other classes."""
+    splits = {"retain": tiny_split(24, seed + 1), "forget": tiny_split(12, seed + 2), "val": tiny_split(12, seed + 3),
+              "test": tiny_split(12, seed + 4)}
+    if name is not None and not methods.applies(name, "random"):
+        retain, forget = splits["retain"], splits["forget"]
+        splits["forget"] = Split(forget.images, torch.zeros_like(forget.labels), forget.spec)
+        splits["retain"] = Split(retain.images, 1 + retain.labels % 9, retain.spec)
+    return splits
 
 
-def test_registry_holds_the_eighteen_methods_in_paper_order():
-    assert ALL == PAPER
+def test_registry_holds_the_papers_eighteen_in_order_then_the_others():
+    assert list(methods.PAPER_METHODS) == PAPER and ALL[:18] == PAPER
+    assert set(BEYOND) <= set(ALL[18:]) and ALL[18:] == sorted(ALL[18:])
+    assert [methods.in_paper(n) for n in ("ft", "rni", "ssd", "unsir")] == [True, True, False, False]
     assert {methods.label(n) for n in ("ngplus", "salun", "cfk", "euk")} == {"NG+", "SalUn", "CF-k", "EU-k"}
+    assert [methods.label(n) for n in BEYOND] == ["ARU", "BS", "ℓ1-sparse", "SSD", "UNSIR"]
+
+
+def test_scenarios_literal_decides_where_a_method_applies():
+    """UNSIR and BS are class-wise (SCENARIOS in their source); a module without the
+    literal applies everywhere; the reason names the scenarios; a wrong kind is an error."""
+    for name in ("unsir", "bs"):
+        assert methods.info(name).scenarios == ("class", "subclass")
+        assert [methods.applies(name, s) for s in ("random", "class", "subclass", "poison")] == [False, True, True,
+                                                                                                False]
+        assert methods.not_applicable_reason(name, "class") is None
+    assert methods.not_applicable_reason("unsir", "random") == (
+        "UNSIR is a class-wise method: defined for the class and subclass scenarios")
+    assert all(methods.applies(n, s) for n in ("ft", "ssd", "aru", "l1sparse") for s in methods.SCENARIO_KINDS)
+    with pytest.raises(ValueError, match="unknown scenario 'classes'.*random, class, subclass"):
+        methods.applies("ft", "classes")
 
 
 @pytest.mark.parametrize(
@@ -74,11 +102,11 @@ def test_method_reads_only_its_splits(name):
     """Run the method on guarded splits: the splits it is not listed with are never
     handed to it, and asking for one raises."""
     log: set = set()
-    splits = {k: Guarded(v, k, log) for k, v in splits_for_test().items()}
+    splits = {k: Guarded(v, k, log) for k, v in splits_for_test(name=name).items()}
     net = models.build("smallcnn", 10, seed=0)
     methods.run(name, net, splits, 10, tiny_hp(name), torch.Generator().manual_seed(0))
     assert log <= set(methods.get(name).READS), f"{name} read {log - set(methods.get(name).READS)}"
-    data = methods.UnlearnData.restricted(name, methods.get(name).READS, splits_for_test(), 10)
+    data = methods.UnlearnData.restricted(name, methods.get(name).READS, splits_for_test(name=name), 10)
     for split in {"retain", "forget", "val"} - set(methods.get(name).READS):
         with pytest.raises(DataAccessError, match=split):
             getattr(data, split)
@@ -93,7 +121,7 @@ def _state(net):
 def test_method_runs_keeps_keys_and_changes_weights(name, model):
     original = models.build(model, 10, seed=0)
     before = _state(original)
-    net, seconds = methods.run(name, original, splits_for_test(), 10, tiny_hp(name), torch.Generator().manual_seed(0))
+    net, seconds = methods.run(name, original, splits_for_test(name=name), 10, tiny_hp(name), torch.Generator().manual_seed(0))
     after = _state(net)
     assert list(after) == list(before), "state-dict keys changed"
     assert seconds > 0
@@ -107,7 +135,7 @@ def test_method_is_deterministic_for_a_fixed_seed(name):
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
-        net, _ = methods.run(name, models.build("smallcnn", 10, seed=0), splits_for_test(), 10, tiny_hp(name),
+        net, _ = methods.run(name, models.build("smallcnn", 10, seed=0), splits_for_test(name=name), 10, tiny_hp(name),
                              torch.Generator().manual_seed(5))
         runs.append(_state(net))
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
@@ -124,7 +152,7 @@ def test_bf16_precision_runs_the_method_under_autocast(name):
         hook = torch.nn.modules.module.register_module_forward_hook(
             lambda mod, inp, out: dtypes.add(out.dtype) if isinstance(mod, torch.nn.Conv2d) else None)
         try:
-            out, _ = methods.run(name, net, splits_for_test(), 10, tiny_hp(name), torch.Generator().manual_seed(0),
+            out, _ = methods.run(name, net, splits_for_test(name=name), 10, tiny_hp(name), torch.Generator().manual_seed(0),
                                  precision)
         finally:
             hook.remove()

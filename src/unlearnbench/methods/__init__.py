@@ -8,6 +8,11 @@ NAME, LABEL, READS and DEFAULTS must be literals: the registry reads them from t
 module's source without importing it, so names, labels and defaults (config checks,
 tables, the workflow's parse) need no torch. A module is imported when a method is
 fetched with `get` or run; it must then hold what its source said.
+
+An optional literal SCENARIOS names the forgetting-scenario kinds (SCENARIO_KINDS) the
+method is defined for; without it, every one. `applies` and `not_applicable_reason`
+read it. PAPER_METHODS are the paper's 18 in its order; any other module is a method
+beyond the paper (`in_paper`), marked so in tables and figures.
 """
 
 from __future__ import annotations
@@ -25,11 +30,15 @@ from .. import REFERENCES
 if TYPE_CHECKING:
     import torch
 
-# docs/methods.md order; modules not listed here sort after, by name.
-PAPER_ORDER = ("ft", "ga", "srl", "ngplus", "scrub", "bt", "salun", "ff", "iu", "cfk", "euk",
-               "fcs", "msg", "cfw", "prmq", "ct", "kde", "rni")
+# The paper's 18 in docs/methods.md order; modules not listed here sort after, by name.
+PAPER_METHODS = ("ft", "ga", "srl", "ngplus", "scrub", "bt", "salun", "ff", "iu", "cfk", "euk",
+                 "fcs", "msg", "cfw", "prmq", "ct", "kde", "rni")
+PAPER_ORDER = PAPER_METHODS  # the former name
+# Forgetting-scenario kinds (docs/protocol.md §2): `random` is the paper's.
+SCENARIO_KINDS = ("random", "class", "subclass", "poison", "confusion", "memorised", "typical")
 _NOT_METHODS = {"base"}  # and every _module (shared helpers)
 _LITERALS = ("NAME", "LABEL", "READS", "DEFAULTS")
+_OPTIONAL = {"SCENARIOS": SCENARIO_KINDS}  # optional literals and their value when absent
 _REQUIRED = _LITERALS + ("search_space", "unlearn")
 
 
@@ -42,6 +51,7 @@ class MethodInfo:
     reads: tuple
     defaults: dict
     module: str  # the module's name in this package
+    scenarios: tuple = SCENARIO_KINDS  # the scenario kinds it is defined for
 
 
 def _bound_names(tree: ast.Module) -> set[str]:
@@ -71,7 +81,7 @@ def _read_info(path: Path) -> MethodInfo:
         targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
             node, ast.AnnAssign) and node.value is not None else []
         for target in targets:
-            if isinstance(target, ast.Name) and target.id in _LITERALS:
+            if isinstance(target, ast.Name) and (target.id in _LITERALS or target.id in _OPTIONAL):
                 try:
                     values[target.id] = ast.literal_eval(node.value)
                 except ValueError:
@@ -80,7 +90,12 @@ def _read_info(path: Path) -> MethodInfo:
     missing = [a for a in _LITERALS if a not in values]
     if missing:
         raise TypeError(f"{where}: {', '.join(missing)} must be assigned a literal at top level")
-    return MethodInfo(values["NAME"], values["LABEL"], tuple(values["READS"]), values["DEFAULTS"], path.stem)
+    scenarios = tuple(values.get("SCENARIOS", _OPTIONAL["SCENARIOS"]))
+    unknown = [s for s in scenarios if s not in SCENARIO_KINDS]
+    if unknown or not scenarios:
+        raise TypeError(f"{where}: SCENARIOS {scenarios!r} must name some of {', '.join(SCENARIO_KINDS)}")
+    return MethodInfo(values["NAME"], values["LABEL"], tuple(values["READS"]), values["DEFAULTS"], path.stem,
+                      scenarios)
 
 
 def _discover() -> dict[str, MethodInfo]:
@@ -99,8 +114,37 @@ _REGISTRY = _discover()
 
 
 def names() -> list[str]:
-    rank = {n: i for i, n in enumerate(PAPER_ORDER)}
+    """Every registered method: the paper's 18 in its order, then the others by name."""
+    rank = {n: i for i, n in enumerate(PAPER_METHODS)}
     return sorted(_REGISTRY, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def in_paper(name: str) -> bool:
+    """Whether `name` is one of the paper's 18 methods (others are marked in tables)."""
+    return name in PAPER_METHODS
+
+
+def _scenario_kind(scenario: str) -> str:
+    if scenario not in SCENARIO_KINDS:
+        raise ValueError(f"unknown scenario '{scenario}'; valid: {', '.join(SCENARIO_KINDS)}")
+    return scenario
+
+
+def applies(name: str, scenario: str) -> bool:
+    """Whether method `name` is defined for the forgetting scenario `scenario`."""
+    return _scenario_kind(scenario) in info(name).scenarios
+
+
+def not_applicable_reason(name: str, scenario: str) -> str | None:
+    """Why `name` does not run in `scenario` (None where it applies), for tables' n/a."""
+    if applies(name, scenario):
+        return None
+    known = info(name)
+    scenarios = list(known.scenarios)
+    listed = scenarios[0] if len(scenarios) == 1 else ", ".join(scenarios[:-1]) + " and " + scenarios[-1]
+    kind = "class-wise" if set(scenarios) <= {"class", "subclass"} else "scenario-specific"
+    plural = "scenario" if len(scenarios) == 1 else "scenarios"
+    return f"{known.label} is a {kind} method: defined for the {listed} {plural}"
 
 
 def info(name: str) -> MethodInfo:
@@ -123,6 +167,10 @@ def get(name: str) -> ModuleType:
         if (tuple(actual) if attr == "READS" and actual is not None else actual) != value:
             raise TypeError(f"method module {module.__name__}: {attr} at import ({actual!r}) differs from its "
                             f"literal in the source ({value!r})")
+    scenarios = getattr(module, "SCENARIOS", _OPTIONAL["SCENARIOS"])
+    if tuple(scenarios) != known.scenarios:
+        raise TypeError(f"method module {module.__name__}: SCENARIOS at import ({scenarios!r}) differs from its "
+                        f"literal in the source ({known.scenarios!r})")
     _IMPORTED[name] = module
     return module
 
@@ -170,5 +218,5 @@ def __getattr__(attr: str):
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-__all__ = ["names", "info", "get", "label", "hyperparameters", "run", "DataAccessError", "UnlearnData",
+__all__ = ["names", "info", "in_paper", "applies", "not_applicable_reason", "PAPER_METHODS", "SCENARIO_KINDS", "get", "label", "hyperparameters", "run", "DataAccessError", "UnlearnData",
            "REFERENCES", "MethodInfo"]
