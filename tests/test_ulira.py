@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from unlearnbench import config
+from unlearnbench import config, methods
 from unlearnbench.attacks import ulira
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,7 +192,7 @@ def test_bank_round_trip_clips_to_float16(tmp_path):
 def test_config_ulira_section_defaults_and_errors():
     cfg = config.validate_ulira(config.validate({"ulira": {"splits": 4, "methods": "all"}}))
     u = cfg["ulira"]
-    assert u["target_splits"] == [0, 1, 2, 3] and u["search_splits"] == 4 and len(u["methods"]) == 18
+    assert u["target_splits"] == [0, 1, 2, 3] and u["search_splits"] == 4 and u["methods"] == methods.names()
     assert u["statistic"] == "logit" and u["min_samples"] == 32 and u["val_fraction"] == 0.05
     assert config.ulira_recipe(config.validate({"ulira": {"dataset": "cifar10"}}))["epochs"] == 91
     for bad, words in [({"model": "vgg"}, ["ulira.model", "smallcnn"]), ({"methods": ["nope"]}, ["ulira.methods"]),
