@@ -45,6 +45,7 @@ DOCUMENT = r"""\documentclass{article}
     ("p < 0.001 ± 5 % a_b", r"p $<$ 0.001 $\pm$ 5 \% a\_b"),
     ("χ² α × –", r"$\chi^2$ $\alpha$ $\times$ --"),
     ("NG+", "NG+"),
+    ("ℓ1-sparse† SSD†", r"$\ell$1-sparse\textdagger{} SSD\textdagger{}"),
 ])
 def test_tex_escape_known_answers(text, expected):
     assert formatting.tex_escape(text) == expected

@@ -63,7 +63,11 @@ def test_registry_holds_the_papers_eighteen_in_order_then_the_others():
     assert set(BEYOND) <= set(ALL[18:]) and ALL[18:] == sorted(ALL[18:])
     assert [methods.in_paper(n) for n in ("ft", "rni", "ssd", "unsir")] == [True, True, False, False]
     assert {methods.label(n) for n in ("ngplus", "salun", "cfk", "euk")} == {"NG+", "SalUn", "CF-k", "EU-k"}
-    assert [methods.label(n) for n in BEYOND] == ["ARU", "BS", "ℓ1-sparse", "SSD", "UNSIR"]
+    assert [methods.info(n).label for n in BEYOND] == ["ARU", "BS", "ℓ1-sparse", "SSD", "UNSIR"]
+    # tables and figures print a mark after a method beyond the paper, with a legend line
+    assert [methods.label(n) for n in ("ft", "ssd", "l1sparse", "retrained")] == ["FT", "SSD†", "ℓ1-sparse†",
+                                                                                 "retrained"]
+    assert methods.legend(["ft", "retrained"]) == [] and methods.legend(["ft", "ssd"]) == [methods.LEGEND]
 
 
 def test_scenarios_literal_decides_where_a_method_applies():

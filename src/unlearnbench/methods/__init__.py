@@ -175,8 +175,24 @@ def get(name: str) -> ModuleType:
     return module
 
 
+# The mark tables and figures put after the label of a method beyond the paper's 18.
+MARK = "†"
+LEGEND = f"{MARK} not among the paper's 18 methods (docs/methods.md#beyond-the-paper)"
+
+
 def label(name: str) -> str:
-    return _REGISTRY[name].label if name in _REGISTRY else name
+    """The label tables and figures print: the module's LABEL, followed by MARK for a
+    method beyond the paper's 18 (the bare LABEL is `info(name).label`); a name the
+    registry does not hold (the reference rows) as it is."""
+    if name not in _REGISTRY:
+        return name
+    return _REGISTRY[name].label + ("" if in_paper(name) else MARK)
+
+
+def legend(names) -> list[str]:
+    """The legend lines a table or figure showing `names` needs: LEGEND when any of
+    them is a registered method beyond the paper, else none."""
+    return [LEGEND] if any(n in _REGISTRY and not in_paper(n) for n in names) else []
 
 
 def hyperparameters(name: str, overrides: dict | None = None) -> dict:
@@ -218,5 +234,5 @@ def __getattr__(attr: str):
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-__all__ = ["names", "info", "in_paper", "applies", "not_applicable_reason", "PAPER_METHODS", "SCENARIO_KINDS", "get", "label", "hyperparameters", "run", "DataAccessError", "UnlearnData",
+__all__ = ["names", "info", "in_paper", "legend", "MARK", "LEGEND", "applies", "not_applicable_reason", "PAPER_METHODS", "SCENARIO_KINDS", "get", "label", "hyperparameters", "run", "DataAccessError", "UnlearnData",
            "REFERENCES", "MethodInfo"]

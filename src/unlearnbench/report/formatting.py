@@ -71,7 +71,8 @@ def md_cell(cell) -> str:
 # (replacing one after another would escape the braces of an earlier replacement).
 TEX_REPLACEMENTS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "<": r"$<$", ">": r"$>$",
-                    "±": r"$\pm$", "–": "--", "χ²": r"$\chi^2$", "α": r"$\alpha$", "×": r"$\times$"}
+                    "±": r"$\pm$", "–": "--", "χ²": r"$\chi^2$", "α": r"$\alpha$", "×": r"$\times$",
+                    "†": r"\textdagger{}", "ℓ": r"$\ell$"}
 _TEX_SPECIAL = re.compile("|".join(map(re.escape, sorted(TEX_REPLACEMENTS, key=len, reverse=True))))
 
 
