@@ -44,6 +44,10 @@ METRIC_COLUMNS = ["retain_acc", "forget_acc", "val_acc", "test_acc", "val_mia", 
 # where its hyperparameters came from (HP_SOURCES); `device` and `precision` are what
 # its job resolved `device` and `precision: auto` to.
 FLAG_COLUMNS = ["diverged", "nonfinite_fraction", "hp_source", "device", "precision"]
+# A method not defined for the run's scenario (methods.applies) has no job: the collection
+# writes its rows with NaN metrics, `applicable` False and the reason; tables print them
+# as "n/a", rankings, critical difference and figures leave them out (read_metrics).
+APPLICABILITY_COLUMNS = ["applicable", "na_reason"]
 HP_SOURCES = {
     "recipe": "the training recipe (original and retrained references)",
     "search": "the search's chosen trial (over method_params, over the method defaults)",
@@ -63,9 +67,13 @@ RANK_DECIMALS = 3
 _PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<model>[^/]+)/metrics/(?P<method>[^/]+)/seed(?P<seed>\d+)\.json$")
 
 
-def collect_metrics(paths, out) -> pd.DataFrame:
-    """One row per (dataset, model, method, seed) from the per-model metrics JSONs."""
-    rows = []
+def collect_metrics(paths, out, not_applicable=()) -> pd.DataFrame:
+    """One row per (dataset, model, method, seed) from the per-model metrics JSONs, and
+    one per entry of `not_applicable`, a (dataset, model, method, seed, reason) for a
+    method that does not apply to the scenario: NaN metrics, `applicable` False."""
+    rows = [{"dataset": d, "model": m, "method": method, "seed": str(seed), "diverged": False,
+             "applicable": False, "na_reason": reason} for d, m, method, seed, reason in not_applicable]
+    rows = _check_not_applicable(rows)
     for path in paths:
         match = _PATH.search(Path(path).as_posix())
         if not match:
@@ -75,10 +83,16 @@ def collect_metrics(paths, out) -> pd.DataFrame:
         if missing:
             raise io.CorruptFileError(f"{path} lacks {', '.join(missing)} (written by an older version? "
                                       "rerun the job that wrote it)")
-        rows.append({**match.groupdict(), **{c: values[c] for c in METRIC_COLUMNS + FLAG_COLUMNS}})
-    frame = pd.DataFrame(rows, columns=KEYS + METRIC_COLUMNS + FLAG_COLUMNS)
+        rows.append({**match.groupdict(), **{c: values[c] for c in METRIC_COLUMNS + FLAG_COLUMNS},
+                     "applicable": True, "na_reason": ""})
+    frame = pd.DataFrame(rows, columns=KEYS + METRIC_COLUMNS + FLAG_COLUMNS + APPLICABILITY_COLUMNS)
     frame["seed"] = frame["seed"].astype(int)
+    clash = frame[frame.duplicated(KEYS, keep=False)]
+    if len(clash):
+        raise ValueError(f"two metrics rows for {clash[KEYS].drop_duplicates().to_dict('records')} "
+                         "(a method run although not applicable?)")
     frame["diverged"] = frame["diverged"].astype(bool)
+    frame["applicable"] = frame["applicable"].astype(bool)
     frame[["val_mia", "test_mia"]] = frame[["val_mia", "test_mia"]].astype(float)  # null: no MIA
     frame = frame.sort_values(KEYS, kind="stable").reset_index(drop=True)
     with io.atomic_path(out) as tmp:
@@ -86,13 +100,37 @@ def collect_metrics(paths, out) -> pd.DataFrame:
     return frame
 
 
-def read_metrics(path) -> pd.DataFrame:
-    frame = pd.read_csv(path)
+def _check_not_applicable(rows: list[dict]) -> list[dict]:
+    empty = [r for r in rows if not str(r["na_reason"]).strip()]
+    if empty:
+        raise ValueError(f"a not-applicable metrics row needs a reason: {empty[0]}")
+    return rows
+
+
+def read_metrics(path, applicable_only: bool = True) -> pd.DataFrame:
+    """results/metrics.csv; by default without the rows of methods that do not apply to
+    the scenario (`applicable` False: see `not_applicable`). A file without the
+    `applicable` column (older) holds applicable rows only."""
+    frame = pd.read_csv(path, keep_default_na=True)
     missing = [c for c in KEYS + METRIC_COLUMNS + FLAG_COLUMNS if c not in frame.columns]
     if missing:
         raise io.CorruptFileError(f"{path} lacks column(s) {', '.join(missing)}")
     frame["diverged"] = frame["diverged"].astype(bool)
-    return frame
+    if "applicable" not in frame.columns:
+        frame["applicable"], frame["na_reason"] = True, ""
+    frame["applicable"] = frame["applicable"].astype(bool)
+    frame["na_reason"] = frame["na_reason"].fillna("").astype(str)
+    return frame[frame["applicable"]].reset_index(drop=True) if applicable_only else frame
+
+
+def not_applicable(path_or_frame) -> pd.DataFrame:
+    """Per (dataset, model, method) that does not apply: its `na_reason`, one row each."""
+    frame = (read_metrics(path_or_frame, applicable_only=False) if not isinstance(path_or_frame, pd.DataFrame)
+             else path_or_frame)
+    if "applicable" not in frame.columns:
+        return pd.DataFrame(columns=SETTING + ["method", "na_reason"])
+    na = frame[~frame["applicable"].astype(bool)]
+    return na[SETTING + ["method", "na_reason"]].drop_duplicates(SETTING + ["method"]).reset_index(drop=True)
 
 
 def indiscernibility(mia):
