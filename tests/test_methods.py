@@ -14,7 +14,7 @@ from conftest import tiny_split
 ALL = methods.names()
 PAPER = ["ft", "ga", "srl", "ngplus", "scrub", "bt", "salun", "ff", "iu", "cfk", "euk", "fcs", "msg", "cfw",
          "prmq", "ct", "kde", "rni"]
-BEYOND = ["aru", "bs", "l1sparse", "ssd", "unsir"]  # issue 25: methods beyond the paper's 18
+BEYOND = ["aru", "bs", "l1sparse", "ssd", "unsir"]  # docs/methods.md#beyond-the-paper
 
 
 def tiny_hp(name: str) -> dict:
