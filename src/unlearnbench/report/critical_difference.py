@@ -8,6 +8,7 @@ import pandas as pd
 
 from .. import io, methods, scores
 from .formatting import Cell, is_missing, latex, markdown, point_ci, write_csv
+from .method_scope import na_labels, na_notes, with_na
 from .tables import DIVERGED, flag_notes, hp_mark, split_sources
 # --- critical difference ---------------------------------------------------------------------
 
@@ -158,6 +159,7 @@ def cd_method_table(cd: dict) -> pd.DataFrame:
 
 def write_cd_table(metrics_csv, out_csv, out_pvalues, out_md, out_tex, alpha: float = 0.05) -> dict:
     frame = scores.read_metrics(metrics_csv)
+    na = scores.not_applicable(metrics_csv)
     cd, cd_seeds = cd_analyses(metrics_csv, alpha, frame)
     table = cd["table"].assign(friedman_chi2=cd["friedman_chi2"], friedman_p=cd["friedman_p"], cd=cd["cd"],
                                alpha=alpha, max_difference=cd["max_difference"], testable=untestable(cd) is None)
@@ -178,18 +180,19 @@ def write_cd_table(metrics_csv, out_csv, out_pvalues, out_md, out_tex, alpha: fl
              "only very large rank differences are detectable, so 'not significant' here means 'not shown', not "
              "'equal'. The paper's grid has N = 10 settings.\n",
              "## Claims\n", markdown(pd.DataFrame(found)) if found else "The claimed methods were not run.\n",
-             "## Methods\n", markdown(cd_method_table(cd)),
+             "## Methods\n", markdown(with_na(cd_method_table(cd), na_labels(na))),
              "## Sensitivity: seeds as blocks\n",
              _cd_summary(cd_seeds, "Blocks = setting × seed") + " Seeds of one setting share its data and "
              "hyperparameters, so this has more power but speaks only for these settings.\n"]
     found_seeds = claims(cd_seeds)
     if found_seeds:
         lines.append(markdown(pd.DataFrame(found_seeds)))
-    notes = flag_notes(frame, cd["table"].assign(diverged=cd["table"]["diverged_blocks"] > 0))
+    notes = flag_notes(frame, cd["table"].assign(diverged=cd["table"]["diverged_blocks"] > 0)) + na_notes(na)
     lines += [f"\n{n}\n" for n in notes]
     io.write_text(out_md, "\n".join(lines))
     caption = (f"{CD_TITLE}: N = {cd['n_blocks']} settings, Friedman {_p_is(cd['friedman_p'])}, "
                f"CD = {cd['cd']:.2f}; mean rank ± 95 % t-CI over settings; "
                + (untestable(cd) if untestable(cd) else "bold: top group") + ". " + " ".join(notes))
-    io.write_text(out_tex, latex([(None, cd_method_table(cd))], caption, "tab:critical-difference"))
+    io.write_text(out_tex, latex([(None, with_na(cd_method_table(cd), na_labels(na)))], caption,
+                                 "tab:critical-difference"))
     return cd

@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.text  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -38,7 +39,16 @@ def method_style(names=None) -> dict[str, tuple]:
     return style
 
 
+def mark_legend(fig) -> None:
+    """The legend line of methods beyond the paper's 18 under the figure, when any of its
+    texts (tick labels, legends, titles) carries their mark."""
+    texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+    if any(methods.MARK in t for t in texts) and methods.LEGEND not in texts:
+        fig.text(0.01, 0.0, methods.LEGEND, ha="left", va="top", fontsize=7)
+
+
 def save(fig, png, pdf) -> None:
+    mark_legend(fig)
     with io.atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
     with io.atomic_path(pdf) as tmp:

@@ -191,6 +191,7 @@ def write_table(csvs: Sequence, best_jsons: Sequence, out_csv, out_md, epoch_cap
         })
         parts.append(f"## {dataset} / {model} (rows by spread: most robust first)\n")
         parts.append(shown.to_markdown(index=False) + "\n")
+    parts += methods.legend(table["method"]) if "method" in table else []
     io.write_text(out_md, "\n".join(parts))
     print(table.to_string())
     return table

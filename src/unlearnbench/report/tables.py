@@ -18,6 +18,7 @@ import pandas as pd
 
 from .. import io, methods, scores, search
 from .formatting import CI_NOTE, Cell, fmt_rank, is_missing, latex, markdown, point_ci, write_csv
+from .method_scope import PAPER_RANK, PAPER_RANK_NOTE, na_labels, na_notes, paper_frame, paper_rank_cell, with_na
 
 MAIN_COLUMNS = [("RA", 3), ("FA", 3), ("TA", 3), ("RR", 3), ("FR", 3), ("TR", 3), ("RetDev", 3),
                 ("Indisc", 3), ("test_MIA", 3), ("RTE", 1)]
@@ -122,7 +123,7 @@ def flag_notes(frame: pd.DataFrame, shown: pd.DataFrame) -> list[str]:
     if "hp_source" in frame and not searched and "config" in split_sources(frame["hp_source"]):
         notes.append(NO_SEARCH_NOTE)
     note = conditions_note(frame)
-    return notes + ([note] if note else [])
+    return notes + ([note] if note else []) + (methods.legend(shown["method"]) if "method" in shown else [])
 
 
 def _best_flags(block: pd.DataFrame, column: str, how: str) -> pd.Series:
@@ -133,7 +134,9 @@ def _best_flags(block: pd.DataFrame, column: str, how: str) -> pd.Series:
     return values.round(6) == round(target, 6)
 
 
-def main_blocks(table: pd.DataFrame, columns=MAIN_COLUMNS) -> list[tuple[str, pd.DataFrame]]:
+def main_blocks(table: pd.DataFrame, columns=MAIN_COLUMNS, na: pd.DataFrame | None = None
+                ) -> list[tuple[str, pd.DataFrame]]:
+    """One block per setting; `na` (scores.not_applicable rows) adds their n/a rows."""
     blocks = []
     searched = _searched(table)
     for (dataset, model), block in table.groupby(["dataset", "model"], sort=False):
@@ -150,14 +153,14 @@ def main_blocks(table: pd.DataFrame, columns=MAIN_COLUMNS) -> list[tuple[str, pd
                 row[HEADERS.get(c, c)] = Cell.make(text, bool(best[c][idx]) if c in best else False)
             rows.append(row)
         mixed_text = "".join(f"; mixed {c}: {'+'.join(sorted(split_sources(block[c])))}" for c in mixed)
-        blocks.append((f"{setting_name(dataset, model)} ({n} seed{'s' if n != 1 else ''}{mixed_text})",
-                       pd.DataFrame(rows)))
+        shown = pd.DataFrame(rows) if na is None else with_na(pd.DataFrame(rows), na_labels(na, dataset, model))
+        blocks.append((f"{setting_name(dataset, model)} ({n} seed{'s' if n != 1 else ''}{mixed_text})", shown))
     return blocks
 
 
-def to_markdown(table: pd.DataFrame, columns=MAIN_COLUMNS, title: str = "") -> str:
+def to_markdown(table: pd.DataFrame, columns=MAIN_COLUMNS, title: str = "", na: pd.DataFrame | None = None) -> str:
     parts = [f"# {title}\n"] if title else []
-    for name, frame in main_blocks(table, columns):
+    for name, frame in main_blocks(table, columns, na):
         parts.append(f"## {name}\n")
         parts.append(markdown(frame))
     return "\n".join(parts)
@@ -171,10 +174,12 @@ def write_main_table(metrics_csv, out_csv, out_md, out_tex=None) -> pd.DataFrame
     frame = scores.read_metrics(metrics_csv)
     table = order_methods(scores.summary(frame))
     write_csv(table, out_csv)
-    notes = flag_notes(frame, table)
-    io.write_text(out_md, to_markdown(table, title=MAIN_TITLE) + _main_legend() + "".join(f"\n{n}\n" for n in notes))
+    na = scores.not_applicable(metrics_csv)
+    notes = flag_notes(frame, table) + na_notes(na)
+    io.write_text(out_md, to_markdown(table, title=MAIN_TITLE, na=na) + _main_legend()
+                  + "".join(f"\n{n}\n" for n in notes))
     if out_tex:
-        io.write_text(out_tex, latex(main_blocks(table), " ".join([MAIN_TITLE + "."] + notes), "tab:main"))
+        io.write_text(out_tex, latex(main_blocks(table, na=na), " ".join([MAIN_TITLE + "."] + notes), "tab:main"))
     return table
 
 
@@ -241,15 +246,16 @@ def write_rte_table(metrics_csv, out_csv, out_md, out_tex) -> pd.DataFrame:
     long = rte_table(scores.summary(frame))
     write_csv(long, out_csv)
     settings = settings_of(long)
-    rte = _wide(long, "RTE", settings, digits=1, best="max")
-    seconds = _wide(long, "seconds", settings, best="min")
+    na = scores.not_applicable(metrics_csv)
+    rte = with_na(_wide(long, "RTE", settings, digits=1, best="max"), na_labels(na))
+    seconds = with_na(_wide(long, "seconds", settings, best="min"), na_labels(na))
     n = int(long["n_seeds"].min()) if len(long) else 0
     md = [f"# {RTE_TITLE}\n", f"Point ± 95 % t-CI half-width over seeds (at least {n} per entry); "
           "fastest method per setting in bold. Methods sorted by geometric-mean RTE over settings.\n",
           "## RTE\n", markdown(rte), "## Unlearning seconds (retrained: retraining seconds)\n", markdown(seconds),
           "\nOnly the unlearning call is timed (not data loading). RTE is mean retraining seconds / mean "
           "unlearning seconds per setting; > 1 means faster than retraining.\n"]
-    notes = flag_notes(frame, long)
+    notes = flag_notes(frame, long) + na_notes(na)
     md += [f"\n{note}\n" for note in notes]
     io.write_text(out_md, "\n".join(md))
     io.write_text(out_tex, latex([("RTE (higher is faster)", rte), ("Unlearning seconds", seconds)],
@@ -268,7 +274,8 @@ def rankings_tables(metrics_csv, frame: pd.DataFrame | None = None) -> tuple[pd.
     return ranks, scores.mean_ranks(ranks)
 
 
-def rankings_wide(ranks: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
+def rankings_wide(ranks: pd.DataFrame, means: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The rankings table; `paper`, the paper's 18's own mean ranks, adds their column."""
     settings = settings_of(ranks)
     searched = _searched(ranks)
     models_ = list(dict.fromkeys(ranks["model"]))
@@ -294,6 +301,8 @@ def rankings_wide(ranks: pd.DataFrame, means: pd.DataFrame) -> pd.DataFrame:
             for model in models_:
                 row[f"mean rank {model}"] = Cell.make(point_ci(m[f"mean_rank_{model}"], m[f"ci_{model}"], 1))
         row["mean rank (all)"] = Cell.make(point_ci(m["mean_rank"], m["ci"], 1), m["mean_rank"] == means["mean_rank"].min())
+        if paper is not None:
+            row[PAPER_RANK] = paper_rank_cell(paper, m["method"], point_ci)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -303,7 +312,10 @@ def write_rankings_table(metrics_csv, out_csv, out_means_csv, out_md, out_tex) -
     ranks, means = rankings_tables(metrics_csv, frame)
     write_csv(ranks, out_csv)
     write_csv(means, out_means_csv)
-    wide = rankings_wide(ranks, means)
+    only_paper = paper_frame(frame)
+    paper = None if only_paper is None else rankings_tables(None, only_paper)[1]
+    na = scores.not_applicable(metrics_csv)
+    wide = with_na(rankings_wide(ranks, means, paper), na_labels(na))
     note = ("Each setting column: the method's rank among the unlearning methods by the point estimates "
             "(RetDev compared at 3 decimals, ties broken by higher Indisc), then in brackets its mean rank "
             "when the same ranking is done seed by seed ± 95 % t-CI over seeds: a wide bracket means single "
@@ -312,7 +324,7 @@ def write_rankings_table(metrics_csv, out_csv, out_means_csv, out_md, out_tex) -
             "Sorted by the overall mean rank; the original and retrained references are not ranked. "
             "'diverged': non-finite outputs on some seed; such a method ranks below every method that did not "
             "diverge, diverged methods among themselves by RetDev.\n")
-    notes = flag_notes(frame, ranks)
+    notes = flag_notes(frame, ranks) + na_notes(na) + ([PAPER_RANK_NOTE] if paper is not None else [])
     io.write_text(out_md, f"# {RANK_TITLE}\n\n{note}\n" + markdown(wide) + "".join(f"\n{n}\n" for n in notes))
     io.write_text(out_tex, latex([(None, wide)], " ".join(
         [RANK_TITLE + " (brackets: per-seed mean rank; " + CI_NOTE + ")."] + notes), "tab:rankings"))
@@ -357,7 +369,7 @@ def write_hyperparameters_table(best_jsons: Sequence, out_csv, out_md) -> pd.Dat
             "Norm": ["-" if pd.isna(v) else f"{v:.4f}" for v in block["norm"]]})
         parts.append(f"## {dataset} / {model}\n")
         parts.append(shown.to_markdown(index=False) + "\n")
-    io.write_text(out_md, "\n".join(parts))
+    io.write_text(out_md, "\n".join(parts + methods.legend(table["method"])))
     return table
 
 
@@ -411,6 +423,6 @@ def write_ulira_table(json_paths: Sequence, out_csv, out_md) -> pd.DataFrame:
         row["pairs (forgotten / never seen)"] = f"{int(r['n_forgotten'])} / {int(r['n_never_seen'])}"
         shown.append(row)
     lines.append(pd.DataFrame(shown).to_markdown(index=False) + "\n")
-    io.write_text(out_md, "\n".join(lines))
+    io.write_text(out_md, "\n".join(lines + methods.legend(table["method"])))
     print(table.to_string())
     return table
