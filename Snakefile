@@ -13,7 +13,7 @@ wildcard_constraints:
     model="|".join(MODELS),
     seed=r"\d+",
     kind="|".join(REFERENCES),
-    method="|".join(METHODS),
+    method="|".join(METHODS) or "(?!)",
 
 
 include: "workflow/rules/data.smk"

@@ -192,11 +192,13 @@ def test_bank_round_trip_clips_to_float16(tmp_path):
 def test_config_ulira_section_defaults_and_errors():
     cfg = config.validate_ulira(config.validate({"ulira": {"splits": 4, "methods": "all"}}))
     u = cfg["ulira"]
-    assert u["target_splits"] == [0, 1, 2, 3] and u["search_splits"] == 4 and u["methods"] == methods.names()
+    assert u["target_splits"] == [0, 1, 2, 3] and u["search_splits"] == 4
+    assert u["methods"] == [m for m in methods.names() if methods.applies(m, "random")]  # not UNSIR, BS
     assert u["statistic"] == "logit" and u["min_samples"] == 32 and u["val_fraction"] == 0.05
     assert config.ulira_recipe(config.validate({"ulira": {"dataset": "cifar10"}}))["epochs"] == 91
     for bad, words in [({"model": "vgg"}, ["ulira.model", "smallcnn"]), ({"methods": ["nope"]}, ["ulira.methods"]),
-                       ({"splits": 4, "target_splits": [4]}, ["ulira.target_splits"])]:
+                       ({"splits": 4, "target_splits": [4]}, ["ulira.target_splits"]),
+                       ({"methods": ["ft", "unsir"]}, ["ulira.methods", "UNSIR is a class-wise method"])]:
         with pytest.raises(config.ConfigError) as err:
             config.validate_ulira(config.validate({"ulira": {"enabled": True, **bad}}))
         assert all(w in str(err.value) for w in words)

@@ -20,7 +20,7 @@ TINY = {
     "datasets": ["digits"],
     "models": ["smallcnn"],
     "seeds": [0, 1],
-    "methods": ["ft", "ga", "ct"],
+    "methods": ["ft", "ga", "ct", "ssd", "unsir"],  # SSD beyond the paper; UNSIR n/a (class-wise)
     "training": {"digits": {"epochs": 15}},
     "search": {"trials": 0},
     "ulira": {"enabled": False},
@@ -58,8 +58,17 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 
 
 def test_outputs_exist_and_results_make_sense(finished):
-    metrics = pd.read_csv(finished / "results/metrics.csv")
-    assert set(metrics["method"]) == {"original", "retrained", "ft", "ga", "ct"} and len(metrics) == 10
+    every = pd.read_csv(finished / "results/metrics.csv")
+    assert set(every["method"]) == {"original", "retrained", "ft", "ga", "ct", "ssd", "unsir"} and len(every) == 14
+    # UNSIR does not apply to random forget sets: no job, no log, n/a rows with the reason
+    na = every[every["method"] == "unsir"]
+    assert not na["applicable"].any() and na["retain_acc"].isna().all() and list(na["seed"]) == [0, 1]
+    assert (na["na_reason"] == "UNSIR is a class-wise method: defined for the class and subclass scenarios").all()
+    assert not (finished / "logs/digits/smallcnn/unlearn/unsir.log").exists()
+    main = (finished / "results/tables/main.md").read_text()
+    assert "| UNSIR† " in main and "| SSD† " in main and "† not among the paper's 18" in main
+    assert "unsir" not in set(pd.read_csv(finished / "results/tables/rankings.csv")["method"])
+    metrics = every[every["applicable"]]
     assert sorted(metrics["seed"].unique()) == [0, 1]
     for column in ["retain_acc", "forget_acc", "val_acc", "test_acc", "val_mia", "test_mia"]:
         assert metrics[column].between(0, 1).all(), column

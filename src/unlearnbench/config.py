@@ -173,8 +173,8 @@ def validate_ulira(config: dict) -> dict:
     U-LiRA is enabled, so a switched-off section never constrains a config. The
     workflow checks a disabled section when one of its targets is asked for."""
     u = config["ulira"]
-    if u["methods"] == "all":
-        u["methods"] = methods.names()
+    if u["methods"] == "all":  # U-LiRA's forget sets are random: the methods defined there
+        u["methods"] = [m for m in methods.names() if methods.applies(m, ULIRA_SCENARIO)]
     if u["target_splits"] == "all":
         u["target_splits"] = list(range(u["splits"]))
     if u["search_splits"] is None:
@@ -184,6 +184,9 @@ def validate_ulira(config: dict) -> dict:
     return config
 
 
+ULIRA_SCENARIO = "random"  # U-LiRA's forget sets (docs/protocol.md §6.1)
+
+
 def check_ulira(config: dict) -> None:
     """Check the completed `ulira` section against the registries, the split design and
     the main search; raise ConfigError."""
@@ -191,6 +194,10 @@ def check_ulira(config: dict) -> None:
     _check_names("ulira.dataset", [u["dataset"]], DATASET_NAMES)
     _check_names("ulira.model", [u["model"]], MODEL_NAMES)
     _check_names("ulira.methods", u["methods"], methods.names())
+    undefined = [methods.not_applicable_reason(m, ULIRA_SCENARIO) for m in u["methods"]
+                 if not methods.applies(m, ULIRA_SCENARIO)]
+    if undefined:
+        raise ConfigError(f"config error at ulira.methods: U-LiRA forgets random examples; {'; '.join(undefined)}")
     bad = [k for k in u["target_splits"] if k >= u["splits"]]
     if bad:
         raise ConfigError(f"config error at ulira.target_splits: {bad} not below splits ({u['splits']})")

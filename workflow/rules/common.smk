@@ -6,6 +6,7 @@ from pathlib import Path
 
 from unlearnbench import catalog
 from unlearnbench import config as ub_config
+from unlearnbench import methods as ub_methods
 from unlearnbench.methods import REFERENCES
 from unlearnbench.provenance import config_hash
 
@@ -29,7 +30,16 @@ CONFIG_HASH = config_hash(config)
 DATASETS = config["datasets"]
 MODELS = config["models"]
 SEEDS = config["seeds"]
-METHODS = config["methods"]
+# The forgetting scenario of this workflow: the paper's random forget sets (docs/protocol.md §2).
+SCENARIO = "random"
+# The configured methods defined for it get jobs; the others (a class-wise method in
+# the random scenario) get none, only "n/a" rows in results/metrics.csv.
+METHODS = [m for m in config["methods"] if ub_methods.applies(m, SCENARIO)]
+NOT_APPLICABLE = {
+    m: ub_methods.not_applicable_reason(m, SCENARIO)
+    for m in config["methods"]
+    if not ub_methods.applies(m, SCENARIO)
+}
 ENV = "../../envs/unlearnbench.yaml"
 SEARCH_SEEDS = config["search"]["seeds"]
 # search.one_job: one job per method runs the studies, the choice and the final runs
@@ -97,6 +107,18 @@ def metrics_files():
         method=list(REFERENCES) + METHODS,
         seed=SEEDS,
     )
+
+
+def not_applicable_rows():
+    """(dataset, model, method, seed, reason) of every configured method that does not
+    apply to SCENARIO: the metrics collection writes them as n/a rows."""
+    return [
+        (dataset, model, method, seed, reason)
+        for dataset in DATASETS
+        for model in MODELS
+        for method, reason in NOT_APPLICABLE.items()
+        for seed in SEEDS
+    ]
 
 
 # Cluster resources (used by profiles/slurm; a local run only counts cores). Run time

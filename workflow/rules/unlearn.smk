@@ -48,5 +48,7 @@ rule metrics:
     localrule: True
     conda:
         ENV
+    params:
+        not_applicable=not_applicable_rows(),
     script:
         "../scripts/metrics.py"
