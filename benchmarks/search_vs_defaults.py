@@ -86,7 +86,7 @@ def main() -> None:
     start = cfg["search"]["start_from_defaults"]  # as the workflow's studies do
     checks = {s: (ctx.model(args.model, paths(s)[0]), io.read_json(paths(s)[1])) for s in args.check_seeds}
     rows = []
-    for method in args.methods or methods.names():
+    for method in args.methods or [m for m in methods.names() if methods.applies(m, "random")]:
         out_csv = Path(args.out) / args.dataset / args.model / method / f"seed{args.seed}.csv"
         original, retrained = paths(args.seed)
         frame = search_job(ctx, args.model, method, args.seed, trials_per_study, cap, original, retrained,
