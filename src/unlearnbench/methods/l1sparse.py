@@ -28,8 +28,10 @@ def penalty_weight(alpha: float, epoch: int, epochs: int) -> float:
 
 
 def l1_norm(model) -> torch.Tensor:
-    """||θ||₁ over every parameter (the authors' l1_regularization)."""
-    return torch.cat([p.reshape(-1) for p in model.parameters()]).abs().sum()
+    """||θ||₁ over every parameter (the authors' l1_regularization), summed per tensor:
+    the same value as the norm of the concatenation without copying every weight each
+    step (a third of the time on resnet18)."""
+    return torch.stack([p.abs().sum() for p in model.parameters()]).sum()
 
 
 def unlearn(model, data, hp, generator):
