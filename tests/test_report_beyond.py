@@ -70,6 +70,11 @@ def test_tables_mark_the_new_method_and_print_n_a_with_the_reason(metrics_csv, t
     assert "unsir" not in set(pd.read_csv(tmp_path / "r.csv")["method"])
     cd = pd.read_csv(tmp_path / "cd.csv")
     assert "unsir" not in set(cd["method"]) and len(cd) == len(PAPER_FEW) + 1
+    # the paper's claims are checked among the paper's methods alone
+    claims_md = out["cd"].read_text().split("## Claims")[1].split("## Methods")[0]
+    assert critical_difference.CLAIMS_AMONG_PAPER.strip() in claims_md
+    assert f"place 1 of {len(PAPER_FEW)}," in claims_md or f"place 2 of {len(PAPER_FEW)}," in claims_md
+    assert f"of {len(PAPER_FEW) + 1}," not in claims_md  # SSD is not counted
 
 
 def test_rankings_show_the_papers_methods_ranked_among_themselves(metrics_csv, tmp_path):
