@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from . import catalog, methods
+from . import catalog, methods, scenarios
 from .catalog import DATASET_NAMES, MODEL_NAMES
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -86,6 +86,7 @@ def validate(config: dict, schema: dict | None = None) -> dict:
     _check_names("training", config["training"], DATASET_NAMES)
     if isinstance(config["search"]["on_no_complete_trial"], dict):
         _check_names("search.on_no_complete_trial", config["search"]["on_no_complete_trial"], methods.names())
+    check_scenarios(config)
     trials = config["search"]["trials"]
     if isinstance(trials, dict):
         _check_names("search.trials", trials, MODEL_NAMES)
@@ -94,6 +95,37 @@ def validate(config: dict, schema: dict | None = None) -> dict:
             raise ConfigError(f"config error at search.trials: no budget for model(s) {', '.join(missing)}; give "
                               "every model in `models` a number of trials, or one number for all")
     return config
+
+
+def check_scenarios(config: dict) -> None:
+    """Complete each `scenarios` entry (scenarios.complete: name, defaults) in place and
+    check it against every configured dataset and model; raise ConfigError naming the key."""
+    done, names = [], set()
+    for i, entry in enumerate(config["scenarios"]):
+        where = f"scenarios[{i}]"
+        try:
+            entry = scenarios.complete(entry)
+            if entry["name"] in names:
+                raise scenarios.ScenarioError(f"name: {entry['name']!r} is used twice")
+            names.add(entry["name"])
+            for dataset in config["datasets"]:
+                scenarios.check(entry, dataset)
+        except scenarios.ScenarioError as err:
+            raise ConfigError(f"config error at {where}.{err}") from None
+        _check_names(f"{where}.models", entry["models"] or [], config["models"])
+        if entry["kind"] in scenarios.MEMORISATION_KINDS:
+            u = config["ulira"]
+            if not u["enabled"] or config["datasets"] != [u["dataset"]] or u["model"] not in config["models"]:
+                raise ConfigError(f"config error at {where}.kind: {entry['kind']!r} draws its forget set by the "
+                                  "memorisation that U-LiRA's shadow originals measure: it needs ulira.enabled, "
+                                  "datasets = [ulira.dataset] and ulira.model among models")
+        done.append(entry)
+    config["scenarios"] = done
+
+
+def scenario_entries(config: dict) -> list[dict]:
+    """The completed entries other than random (which is the main benchmark)."""
+    return [e for e in config["scenarios"] if e["kind"] != "random"]
 
 
 def search_on(config: dict) -> bool:

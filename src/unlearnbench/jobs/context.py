@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from .. import data, evaluate, io, models, runtime
+import dataclasses
+
+from .. import data, evaluate, io, models, runtime, scenarios
 from ..batches import Split, make_splits_on_device
 
 
@@ -49,7 +51,9 @@ class DeviceContext:
 
 class Context(DeviceContext):
     """Everything a model job needs: the dataset's splits on the device, the spec, the
-    device and the precision. Built once per job."""
+    device and the precision. Built once per job. A scenario's split file
+    (scenarios.py) changes the pool's labels and images as it says, and adds its success
+    metrics to every evaluation."""
 
     def __init__(self, dataset: str, splits_path, data_dir="data", download=False, device="auto",
                  precision="fp32", threads=None, image_size=None):
@@ -58,8 +62,17 @@ class Context(DeviceContext):
         pool = data.load_pool(dataset, data_dir, download, self.spec.image_size)
         if max(int(v.max()) for v in indices.values() if len(v)) >= len(pool.labels):
             raise io.CorruptFileError(f"{splits_path} indexes past the {len(pool.labels)} examples of {dataset}")
+        images, labels, classes = scenarios.apply_to_pool(pool.images, pool.labels, indices)
+        if classes is not None:
+            self.spec = dataclasses.replace(self.spec, num_classes=classes)
+        self.scenario = indices
         self.splits: dict[str, Split] = make_splits_on_device(
-            pool.images, pool.labels, {k: indices[k] for k in data.SPLIT_NAMES}, self.spec, self.device)
+            images, labels, {k: indices[k] for k in data.SPLIT_NAMES}, self.spec, self.device)
+        self.success_splits = {}
+        if len(indices.get("trigger_index", ())):  # the attack's test images: triggered, true labels
+            triggered = scenarios.add_trigger(pool.images, scenarios.info_of(indices)["params"]["patch"])
+            self.success_splits = make_splits_on_device(triggered, labels, {"triggered": indices["test"]},
+                                                        self.spec, self.device)
 
     def model(self, name: str, checkpoint) -> torch.nn.Module:
         net = models.build(name, self.spec.num_classes, self.spec.image_size)
@@ -74,4 +87,17 @@ class Context(DeviceContext):
         return Split(torch.cat([r.images, f.images]), torch.cat([r.labels, f.labels]), self.spec)
 
     def evaluate(self, net) -> dict:
-        return evaluate.evaluate(net, self.splits, self.precision)
+        metrics = evaluate.evaluate(net, self.splits, self.precision)
+        if scenarios.info_of(self.scenario)["kind"] in scenarios.SUCCESS:
+            metrics.update(self.success(net))
+        return metrics
+
+    def success(self, net) -> dict:
+        """The scenario's success metrics (scenarios.SUCCESS) of `net` on the test set."""
+        test = self.splits["test"]
+        pred = evaluate.predict(net, test, precision=self.precision).logits.argmax(1).numpy()
+        triggered = self.success_splits.get("triggered")
+        trig_pred = (evaluate.predict(net, triggered, precision=self.precision).logits.argmax(1).numpy()
+                     if triggered is not None else None)
+        return scenarios.success_metrics(self.scenario, pred, test.labels.cpu().numpy(), self.scenario["test"],
+                                         trig_pred)

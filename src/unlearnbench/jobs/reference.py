@@ -17,9 +17,10 @@ def write_splits(dataset: str, out, data_dir="data", download=False, val_fractio
     io.save_npz(out, **splits)
 
 
-def write_init(dataset: str, model: str, seed: int, out) -> None:
+def write_init(dataset: str, model: str, seed: int, out, num_classes: int | None = None) -> None:
+    """`num_classes`: a scenario's, where it changes the dataset's (sub-class: super-classes)."""
     spec = data.get_spec(dataset)
-    net = models.build(model, spec.num_classes, spec.image_size, seed=seed)
+    net = models.build(model, num_classes or spec.num_classes, spec.image_size, seed=seed)
     io.save_state(out, net, {"dataset": dataset, "model": model, "seed": seed})
 
 
@@ -47,7 +48,7 @@ def train_references(ctx: Context, model: str, seed: int, recipe: dict, kinds, o
     (original, retrained) from it in turn; the i-th paths are the i-th kind's."""
     if not len(kinds) == len(out_models) == len(out_infos) == len(out_metrics):
         raise ValueError(f"{len(kinds)} reference kinds need as many model, info and metrics paths")
-    write_init(ctx.dataset, model, seed, out_init)
+    write_init(ctx.dataset, model, seed, out_init, ctx.spec.num_classes)
     return {kind: train_reference(ctx, model, kind, seed, recipe, out_init, out_models[i], out_infos[i],
                                   out_metrics[i]) for i, kind in enumerate(kinds)}
 

@@ -1,0 +1,90 @@
+"""The scenario stage (docs/protocol.md §8): a scenario's split file, then one job per
+(scenario, dataset, model) that trains its references and runs every method on each of
+its seeds with the random scenario's hyperparameters (its search's choice, or the
+config's), writing the same metrics JSONs as the main stages, under
+results/scenarios/{scenario}/{dataset}/{model}/."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .. import REFERENCES, data, io, methods, scenarios
+from .context import Context
+from .reference import train_references
+from .unlearn import unlearn_job
+
+
+def memorisation_from_bank(design_path, bank_paths: Sequence, n_pool: int) -> np.ndarray:
+    """Per dataset-pool example, Feldman's memorisation from U-LiRA's shadow originals
+    (docs/protocol.md §8.6): each split's originals' correct-class confidence, averaged
+    over the split's forget sets, IN minus OUT. NaN outside the attack pool."""
+    from ..attacks import ulira, ulira_files
+
+    design = ulira.Design.load(design_path)
+    if len(bank_paths) != design.n_splits:
+        raise ValueError(f"{len(bank_paths)} banks for a design of {design.n_splits} splits")
+    conf = np.stack([scenarios.correct_confidence(ulira_files.read_bank(p, design, k)["logits"],
+                                                  design.labels).mean(0) for k, p in enumerate(bank_paths)])
+    out = np.full(n_pool, np.nan)
+    out[design.pool] = scenarios.memorisation(design.in_mask, conf)
+    return out
+
+
+def write_scenario_split(entry: dict, dataset: str, base_splits, out, data_dir="data", download=False,
+                         design=None, banks: Sequence = ()) -> dict:
+    """Build the scenario's split file from the random split and the pool's labels
+    (and, for memorised/typical, U-LiRA's design and original banks)."""
+    pool = data.load_pool(dataset, data_dir, download)
+    labels = pool.labels.numpy()
+    memo = memorisation_from_bank(design, banks, len(labels)) if design else None
+    arrays = scenarios.build(entry, dataset, data.read_splits(base_splits), labels, memo)
+    if memo is not None:
+        arrays["memorisation"] = memo
+    io.save_npz(out, **arrays)
+    print(scenarios.info_of(arrays))
+    return arrays
+
+
+def not_applicable(method: str, reason: str, out) -> dict:
+    """The metrics JSON of a method that does not apply to the scenario: no numbers,
+    `applicable` false and the method's reason (tables print "n/a")."""
+    values = {c: None for c in ("retain_acc", "forget_acc", "val_acc", "test_acc", "val_mia", "test_mia",
+                                "seconds", "nonfinite_fraction")}
+    values.update(diverged=False, hp_source="n/a", device="n/a", precision="n/a", applicable=False,
+                  na_reason=reason)
+    io.write_json(out, values)
+    return values
+
+
+def scenario_job(ctx: Context, scenario: str, model: str, seeds: Sequence[int], recipe: dict,
+                 method_names: Sequence[str], method_params: Mapping, best_jsons: Mapping | None, out_dir) -> None:
+    """References then every method, seed by seed, under `out_dir`
+    (results/scenarios/{scenario}/{dataset}/{model}); `best_jsons` maps a method to the
+    random scenario's best.json (None: no search). Every metrics JSON records
+    `hp_scenario` (the scenario whose hyperparameters it used)."""
+    kind = scenarios.info_of(ctx.scenario)["kind"]
+    out = Path(out_dir)
+    start = time.perf_counter()
+    for seed in seeds:
+        train_references(ctx, model, int(seed), recipe, REFERENCES, out / "init" / f"seed{seed}.safetensors",
+                         [out / k / f"seed{seed}.safetensors" for k in REFERENCES],
+                         [out / k / f"seed{seed}.json" for k in REFERENCES],
+                         [out / "metrics" / k / f"seed{seed}.json" for k in REFERENCES])
+    for method in method_names:
+        paths = [out / "metrics" / method / f"seed{seed}.json" for seed in seeds]
+        reason = methods.not_applicable_reason(method, kind)
+        if reason is not None:
+            for path in paths:
+                not_applicable(method, reason, path)
+            continue
+        results = unlearn_job(ctx, model, method, seeds, method_params.get(method, {}),
+                              [out / "original" / f"seed{seed}.safetensors" for seed in seeds], paths,
+                              best_json=(best_jsons or {}).get(method))
+        for path, metrics in zip(paths, results):
+            io.write_json(path, {**metrics, "scenario": scenario, "hp_scenario": "random"})
+    print(f"scenario {scenario}: {time.perf_counter() - start:.1f} s for {len(seeds)} seed(s), "
+          f"{len(method_names)} methods")
