@@ -14,6 +14,7 @@ wildcard_constraints:
     seed=r"\d+",
     kind="|".join(REFERENCES),
     method="|".join(METHODS) or "(?!)",
+    scenario="|".join(SCENARIOS) or "(?!)",
 
 
 include: "workflow/rules/data.smk"
@@ -23,6 +24,7 @@ include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/ulira.smk"
 include: "workflow/rules/forgetting.smk"
+include: "workflow/rules/scenarios.smk"
 
 
 rule all:

@@ -50,6 +50,8 @@ SUCCESS = {
 SUCCESS_COLUMNS = ("forget_class_acc", "other_classes_acc", "attack_success", "pair_confusion")
 ENTRY_KEYS = ("kind", "name", "seeds", "models", "params")
 MEMORISATION_KINDS = ("memorised", "typical")
+# the split file's arrays that index the dataset pool
+INDEX_ARRAYS = ("retain", "forget", "val", "test", "relabel_index", "trigger_index", "test_member")
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import REFERENCES, io
+from . import REFERENCES, io, scenarios
 
 KEYS = ["dataset", "model", "method", "seed"]
 METRIC_COLUMNS = ["retain_acc", "forget_acc", "val_acc", "test_acc", "val_mia", "test_mia", "seconds"]
@@ -64,16 +64,23 @@ CI_LEVEL = 0.95
 NONNEGATIVE = {"RA", "FA", "TA", "RR", "FR", "TR", "RetDev", "Indisc", "test_MIA", "RTE", "seconds"}
 AT_MOST_ONE = {"RA", "FA", "TA", "Indisc", "test_MIA"}
 RANK_DECIMALS = 3
-_PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<model>[^/]+)/metrics/(?P<method>[^/]+)/seed(?P<seed>\d+)\.json$")
+# Scenarios (docs/protocol.md §10): `scenario` names the forgetting scenario (random = the
+# main benchmark, under results/{dataset}/; the others under results/scenarios/{scenario}/),
+# then its success metrics (NaN where a scenario has none) and `hp_scenario` (whose
+# hyperparameters it used).
+SUCCESS_COLUMNS = list(scenarios.SUCCESS_COLUMNS)
+SCENARIO_COLUMNS = SUCCESS_COLUMNS + ["hp_scenario"]
+_PATH = re.compile(r"(?:scenarios/(?P<scenario>[^/]+)/)?(?P<dataset>[^/]+)/(?P<model>[^/]+)/metrics/"
+                   r"(?P<method>[^/]+)/seed(?P<seed>\d+)\.json$")
 
 
 def collect_metrics(paths, out, not_applicable=()) -> pd.DataFrame:
     """One row per (dataset, model, method, seed) from the per-model metrics JSONs, and
     one per entry of `not_applicable`, a (dataset, model, method, seed, reason) for a
     method that does not apply to the scenario: NaN metrics, `applicable` False."""
-    rows = [{"dataset": d, "model": m, "method": method, "seed": str(seed), "diverged": False,
-             "applicable": False, "na_reason": reason} for d, m, method, seed, reason in not_applicable]
-    rows = _check_not_applicable(rows)
+    rows = [{"scenario": "random", "dataset": d, "model": m, "method": method, "seed": str(seed),
+             "diverged": False, "applicable": False, "na_reason": reason, "hp_scenario": "random"}
+            for d, m, method, seed, reason in not_applicable]
     for path in paths:
         match = _PATH.search(Path(path).as_posix())
         if not match:
@@ -83,34 +90,46 @@ def collect_metrics(paths, out, not_applicable=()) -> pd.DataFrame:
         if missing:
             raise io.CorruptFileError(f"{path} lacks {', '.join(missing)} (written by an older version? "
                                       "rerun the job that wrote it)")
-        rows.append({**match.groupdict(), **{c: values[c] for c in METRIC_COLUMNS + FLAG_COLUMNS},
-                     "applicable": True, "na_reason": ""})
-    frame = pd.DataFrame(rows, columns=KEYS + METRIC_COLUMNS + FLAG_COLUMNS + APPLICABILITY_COLUMNS)
+        keys = {**match.groupdict(), "scenario": match["scenario"] or "random"}
+        applicable = bool(values.get("applicable", True))  # a scenario job's n/a JSON says False
+        rows.append({**keys, **{c: values[c] for c in METRIC_COLUMNS + FLAG_COLUMNS},
+                     **{c: values.get(c) for c in SUCCESS_COLUMNS}, "applicable": applicable,
+                     "na_reason": "" if applicable else values.get("na_reason", ""),
+                     "hp_scenario": values.get("hp_scenario", keys["scenario"])})
+    rows = _check_not_applicable(rows)
+    columns = ["scenario"] + KEYS + METRIC_COLUMNS + FLAG_COLUMNS + APPLICABILITY_COLUMNS + SCENARIO_COLUMNS
+    frame = pd.DataFrame(rows, columns=columns)
     frame["seed"] = frame["seed"].astype(int)
-    clash = frame[frame.duplicated(KEYS, keep=False)]
+    clash = frame[frame.duplicated(["scenario"] + KEYS, keep=False)]
     if len(clash):
-        raise ValueError(f"two metrics rows for {clash[KEYS].drop_duplicates().to_dict('records')} "
-                         "(a method run although not applicable?)")
+        which = clash[["scenario"] + KEYS].drop_duplicates().to_dict("records")
+        raise ValueError(f"two metrics rows for {which} (a method run although not applicable?)")
     frame["diverged"] = frame["diverged"].astype(bool)
     frame["applicable"] = frame["applicable"].astype(bool)
-    frame[["val_mia", "test_mia"]] = frame[["val_mia", "test_mia"]].astype(float)  # null: no MIA
-    frame = frame.sort_values(KEYS, kind="stable").reset_index(drop=True)
+    numbers = METRIC_COLUMNS + ["nonfinite_fraction"] + SUCCESS_COLUMNS
+    frame[numbers] = frame[numbers].astype(float)  # null: no MIA, not applicable, not this scenario's
+    frame = frame.sort_values(["scenario"] + KEYS, key=_random_first, kind="stable").reset_index(drop=True)
     with io.atomic_path(out) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.10g")
     return frame
 
 
 def _check_not_applicable(rows: list[dict]) -> list[dict]:
-    empty = [r for r in rows if not str(r["na_reason"]).strip()]
+    empty = [r for r in rows if not r["applicable"] and not str(r["na_reason"]).strip()]
     if empty:
         raise ValueError(f"a not-applicable metrics row needs a reason: {empty[0]}")
     return rows
 
 
-def read_metrics(path, applicable_only: bool = True) -> pd.DataFrame:
-    """results/metrics.csv; by default without the rows of methods that do not apply to
-    the scenario (`applicable` False: see `not_applicable`). A file without the
-    `applicable` column (older) holds applicable rows only."""
+def _random_first(column: pd.Series) -> pd.Series:
+    return column.map(lambda s: "" if s == "random" else s) if column.name == "scenario" else column
+
+
+def read_metrics(path, applicable_only: bool = True, scenario: str | None = "random") -> pd.DataFrame:
+    """results/metrics.csv's rows of one forgetting scenario (default: random, whose tables
+    are the paper's; None: every scenario); by default without the rows of methods that do
+    not apply to the scenario (`applicable` False: see `not_applicable`). A file without
+    the `applicable` column (older) holds applicable rows only."""
     frame = pd.read_csv(path, keep_default_na=True)
     missing = [c for c in KEYS + METRIC_COLUMNS + FLAG_COLUMNS if c not in frame.columns]
     if missing:
@@ -120,6 +139,8 @@ def read_metrics(path, applicable_only: bool = True) -> pd.DataFrame:
         frame["applicable"], frame["na_reason"] = True, ""
     frame["applicable"] = frame["applicable"].astype(bool)
     frame["na_reason"] = frame["na_reason"].fillna("").astype(str)
+    if "scenario" in frame and scenario is not None:
+        frame = frame[frame["scenario"] == scenario].reset_index(drop=True)
     return frame[frame["applicable"]].reset_index(drop=True) if applicable_only else frame
 
 

@@ -99,13 +99,17 @@ def unlearned_outputs():
 
 
 def metrics_files():
-    """Every per-model metrics JSON the configuration asks for, references included."""
-    return expand(
-        "results/{dataset}/{model}/metrics/{method}/seed{seed}.json",
-        dataset=DATASETS,
-        model=MODELS,
-        method=list(REFERENCES) + METHODS,
-        seed=SEEDS,
+    """Every per-model metrics JSON the configuration asks for, references included,
+    of every scenario."""
+    return (
+        expand(
+            "results/{dataset}/{model}/metrics/{method}/seed{seed}.json",
+            dataset=DATASETS,
+            model=MODELS,
+            method=list(REFERENCES) + METHODS,
+            seed=SEEDS,
+        )
+        + scenario_metrics_files()
     )
 
 
@@ -119,6 +123,65 @@ def not_applicable_rows():
         for method, reason in NOT_APPLICABLE.items()
         for seed in SEEDS
     ]
+
+
+# Scenarios other than random (the main benchmark), by name (config `scenarios`).
+SCENARIOS = {e["name"]: e for e in ub_config.scenario_entries(config)}
+SCENARIO_NAMES = ["random"] + list(SCENARIOS)
+# Every configured method has a metrics file in every other scenario: a row, or an "n/a"
+# row where it does not apply (written by the scenario job).
+SCENARIO_METHODS = config["methods"]
+
+
+def scenario_metrics_files():
+    """The metrics JSONs of every scenario other than random."""
+    return [
+        path
+        for name, entry in SCENARIOS.items()
+        for path in expand(
+            "results/scenarios/{scenario}/{dataset}/{model}/metrics/{method}/seed{seed}.json",
+            scenario=name,
+            dataset=DATASETS,
+            model=entry["models"] or MODELS,
+            method=list(REFERENCES) + SCENARIO_METHODS,
+            seed=entry["seeds"] or SEEDS,
+        )
+    ]
+
+
+def scenario_split_inputs(wildcards):
+    """The random split; for memorised and typical, U-LiRA's design and shadow originals."""
+    inputs = {"base": f"results/{wildcards.dataset}/splits.npz"}
+    if SCENARIOS[wildcards.scenario]["kind"] in ("memorised", "typical"):
+        bank = f"results/ulira/{wildcards.dataset}/{config['ulira']['model']}"
+        inputs["design"] = f"{bank}/splits.npz"
+        inputs["banks"] = [
+            f"{bank}/banks/original/split{k}.npz"
+            for k in range(config["ulira"]["splits"])
+        ]
+    return inputs
+
+
+def scenario_inputs(wildcards):
+    """The scenario's split file and, with a search, the random scenario's choices."""
+    inputs = {
+        "splits": f"results/scenarios/{wildcards.scenario}/{wildcards.dataset}/splits.npz"
+    }
+    if ub_config.search_on(config):
+        inputs["best"] = expand(
+            "results/{dataset}/{model}/search/{method}/best.json",
+            dataset=wildcards.dataset,
+            model=wildcards.model,
+            method=METHODS,
+        )
+    return inputs
+
+
+def scenario_outputs():
+    """The per-scenario tables and the cross-scenario view, for rule all."""
+    if not SCENARIOS:
+        return []
+    return [*rules.table_scenarios.output, *rules.figure_scenarios.output]
 
 
 # Cluster resources (used by profiles/slurm; a local run only counts cores). Run time
@@ -189,4 +252,5 @@ def final_outputs():
         *(rules.table_hyperparameters.output if ub_config.search_on(config) else []),
         *ulira_outputs(),
         *forgetting_outputs(),
+        *scenario_outputs(),
     ]

@@ -60,7 +60,8 @@ class Context(DeviceContext):
         super().__init__(dataset, device, precision, threads, image_size)
         indices = data.read_splits(splits_path)
         pool = data.load_pool(dataset, data_dir, download, self.spec.image_size)
-        if max(int(v.max()) for v in indices.values() if len(v)) >= len(pool.labels):
+        if max(int(v.max()) for k, v in indices.items() if k in scenarios.INDEX_ARRAYS and len(v)) >= len(
+                pool.labels):
             raise io.CorruptFileError(f"{splits_path} indexes past the {len(pool.labels)} examples of {dataset}")
         images, labels, classes = scenarios.apply_to_pool(pool.images, pool.labels, indices)
         if classes is not None:

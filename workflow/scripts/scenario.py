@@ -1,0 +1,11 @@
+"""One scenario's seed: its references and every method (docs/protocol.md §8)."""
+
+from unlearnbench.jobs.context import Context
+from unlearnbench.jobs.scenario import scenario_job
+from unlearnbench.logs import logging_to
+
+w, p = snakemake.wildcards, snakemake.params
+with logging_to(snakemake.log[0]):
+    ctx = Context(w.dataset, snakemake.input.splits, **p.data, **p.runtime, threads=snakemake.threads)
+    best = dict(zip(p.searched, snakemake.input.best)) if "best" in snakemake.input.keys() else None
+    scenario_job(ctx, w.scenario, w.model, [int(w.seed)], p.recipe, p.methods, p.method_params, best, p.out_dir)

@@ -1,0 +1,9 @@
+"""Write one scenario's split file (docs/protocol.md §8) from the random split."""
+
+from unlearnbench.jobs.scenario import write_scenario_split
+from unlearnbench.logs import logging_to
+
+inp = snakemake.input
+with logging_to(snakemake.log[0]):
+    write_scenario_split(snakemake.params.entry, snakemake.wildcards.dataset, inp.base, snakemake.output[0],
+                         **snakemake.params.data, design=inp.get("design"), banks=list(inp.get("banks", [])))
