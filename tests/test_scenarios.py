@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from unlearnbench import config as ub_config
+from unlearnbench import scenario_data as data
 from unlearnbench import scenarios
 
 N_CLASSES = 10
@@ -27,7 +28,7 @@ LABELS = np.arange(250) % N_CLASSES
 
 
 def built(kind, base, memorisation=None, **params):
-    return scenarios.build(scenarios.complete({"kind": kind, **params}), "digits", base, LABELS, memorisation)
+    return data.build(scenarios.complete({"kind": kind, **params}), "digits", base, LABELS, memorisation)
 
 
 def check_partition(arrays, base):
@@ -49,7 +50,7 @@ def test_class_forgets_exactly_that_class(base):
     d = np.union1d(base["retain"], base["forget"])
     assert np.array_equal(arrays["forget"], d[LABELS[d] == 3])
     assert (LABELS[arrays["retain"]] != 3).all()
-    assert scenarios.info_of(arrays)["params"] == {"class": 3}
+    assert data.info_of(arrays)["params"] == {"class": 3}
 
 
 def test_poison_draws_the_share_outside_the_target_and_relabels(base):
@@ -78,12 +79,12 @@ def test_subclass_forgets_the_member_and_maps_to_superclasses():
     base = {"retain": np.arange(0, 180), "forget": np.arange(180, 200), "val": np.arange(200, 250),
             "test": np.arange(250, 300)}
     entry = scenarios.complete({"kind": "subclass", "member": 52})
-    arrays = scenarios.build(entry, "cifar100", base, labels)
+    arrays = data.build(entry, "cifar100", base, labels)
     assert (labels[arrays["forget"]] == 52).all() and len(arrays["forget"]) == 2
     assert np.array_equal(arrays["test_member"], [252])
     assert arrays["label_map"][2] == 14  # baby -> people
     images = torch.zeros(300, 3, 8, 8, dtype=torch.uint8)
-    _, mapped, classes = scenarios.apply_to_pool(images, torch.as_tensor(labels), arrays)
+    _, mapped, classes = data.apply_to_pool(images, torch.as_tensor(labels), arrays)
     assert classes == 20 and mapped[2] == 14 and mapped[69] == 19
 
 
@@ -103,28 +104,28 @@ def test_memorised_and_typical_take_the_extremes(base):
 def test_memorisation_is_the_in_out_gap():
     in_mask = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], dtype=bool)
     conf = np.array([[0.9, 0.2], [0.5, 0.8], [0.7, 0.6], [0.3, 0.4]])
-    memo = scenarios.memorisation(in_mask, conf)
+    memo = data.memorisation(in_mask, conf)
     assert memo == pytest.approx([0.8 - 0.4, 0.7 - 0.3])
-    assert np.isnan(scenarios.memorisation(np.ones((2, 1), bool), np.ones((2, 1))))[0]
+    assert np.isnan(data.memorisation(np.ones((2, 1), bool), np.ones((2, 1))))[0]
 
 
 def test_correct_confidence_is_the_softmax_of_the_label():
     logits = np.log(np.array([[0.2, 0.8], [0.6, 0.4]]))
-    assert scenarios.correct_confidence(logits, np.array([1, 1])) == pytest.approx([0.8, 0.4])
+    assert data.correct_confidence(logits, np.array([1, 1])) == pytest.approx([0.8, 0.4])
 
 
 def test_success_metrics_known_answers():
     labels = np.array([0, 0, 1, 1, 2, 2])
     pred = np.array([0, 1, 1, 1, 2, 0])
-    acc = scenarios.class_accuracies(pred, labels, labels == 0)
+    acc = data.class_accuracies(pred, labels, labels == 0)
     assert acc == {"forget_class_acc": 0.5, "other_classes_acc": 0.75}
-    assert scenarios.attack_success(np.array([0, 0, 0, 1, 0, 2]), labels, target=0) == 0.5  # 2 of 4 non-0
-    assert scenarios.pair_confusion(pred, labels, (0, 1)) == 0.25  # one 0 read as 1 of four 0/1 images
+    assert data.attack_success(np.array([0, 0, 0, 1, 0, 2]), labels, target=0) == 0.5  # 2 of 4 non-0
+    assert data.pair_confusion(pred, labels, (0, 1)) == 0.25  # one 0 read as 1 of four 0/1 images
 
 
 def test_trigger_is_a_white_bottom_right_patch():
     images = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
-    out = scenarios.add_trigger(images, 0.25)
+    out = data.add_trigger(images, 0.25)
     assert (out[:, :, 12:, 12:] == 255).all() and out.sum() == 2 * 3 * 16 * 255
     assert images.sum() == 0  # a copy
 
@@ -133,7 +134,7 @@ def test_apply_to_pool_relabels_and_triggers_only_the_listed(base):
     arrays = built("poison", base, share=0.1, target=2)
     images = torch.zeros(250, 3, 8, 8, dtype=torch.uint8)
     labels = torch.as_tensor(LABELS)
-    new_images, new_labels, classes = scenarios.apply_to_pool(images, labels, arrays)
+    new_images, new_labels, classes = data.apply_to_pool(images, labels, arrays)
     hit = torch.zeros(250, dtype=torch.bool)
     hit[torch.as_tensor(arrays["forget"])] = True
     assert classes is None
@@ -154,11 +155,11 @@ def _config(scenarios_list, **extra):
     ({"kind": "subclass"}, "scenarios[0].kind"),
     ({"kind": "confusion", "pair": [3, 3]}, "scenarios[0].pair"),
     ({"kind": "class", "share": 0.1}, "scenarios[0].share"),
-    ({"kind": "memorised"}, "scenarios[0].kind"),  # U-LiRA off
+    ({"kind": "memorised"}, "scenarios[0].kind"),  # no U-LiRA bank on mnist
 ])
 def test_bad_scenarios_are_rejected_naming_the_key(entry, key):
     with pytest.raises(ub_config.ConfigError, match="config error at " + re.escape(key)):
-        ub_config.validate(_config([entry], ulira={"enabled": False}))
+        ub_config.validate(_config([entry], ulira={"enabled": False, "dataset": "mnist"}))
 
 
 def test_scenarios_default_to_random_and_complete_their_defaults():

@@ -47,6 +47,7 @@ device: cpu
 precision: bf16
 data_dir: /elsewhere
 keep_unlearned: true
+scenarios: [{kind: class, class: 3}, {kind: poison, share: 0.3}]
 ulira:
   enabled: false
   dataset: digits
@@ -129,6 +130,7 @@ def check_paper(config: dict) -> None:
     assert search["on_no_complete_trial"] == "fail"
     assert not ub_config.search_one_job(config)  # a job per study: 100 trials each
     assert config["precision"] == "fp32" and config["device"] == "cuda"
+    assert [e["kind"] for e in config["scenarios"]] == ["random"]  # the paper's only scenario
     u = config["ulira"]
     assert u["enabled"] and (u["dataset"], u["model"]) == ("cifar10", "resnet18")
     assert (u["splits"], u["forget_sets"]) == (64, 10)

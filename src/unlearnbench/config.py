@@ -108,19 +108,26 @@ def check_scenarios(config: dict) -> None:
             if entry["name"] in names:
                 raise scenarios.ScenarioError(f"name: {entry['name']!r} is used twice")
             names.add(entry["name"])
-            for dataset in config["datasets"]:
+            for dataset in scenario_datasets(config, entry):
                 scenarios.check(entry, dataset)
         except scenarios.ScenarioError as err:
             raise ConfigError(f"config error at {where}.{err}") from None
         _check_names(f"{where}.models", entry["models"] or [], config["models"])
-        if entry["kind"] in scenarios.MEMORISATION_KINDS:
-            u = config["ulira"]
-            if not u["enabled"] or config["datasets"] != [u["dataset"]] or u["model"] not in config["models"]:
-                raise ConfigError(f"config error at {where}.kind: {entry['kind']!r} draws its forget set by the "
-                                  "memorisation that U-LiRA's shadow originals measure: it needs ulira.enabled, "
-                                  "datasets = [ulira.dataset] and ulira.model among models")
+        if entry["kind"] in scenarios.MEMORISATION_KINDS and config["ulira"]["dataset"] not in config["datasets"]:
+            raise ConfigError(f"config error at {where}.kind: {entry['kind']!r} draws its forget set by the "
+                              "memorisation that U-LiRA's shadow originals measure, on ulira.dataset "
+                              f"({config['ulira']['dataset']!r}), which is not among datasets")
         done.append(entry)
     config["scenarios"] = done
+
+
+def scenario_datasets(config: dict, entry: dict) -> list[str]:
+    """The datasets a scenario runs on: every configured one; for memorised and typical,
+    U-LiRA's dataset (its shadow bank measures the memorisation; built for them even
+    with ulira.enabled false)."""
+    if entry["kind"] in scenarios.MEMORISATION_KINDS:
+        return [d for d in config["datasets"] if d == config["ulira"]["dataset"]]
+    return list(config["datasets"])
 
 
 def scenario_entries(config: dict) -> list[dict]:

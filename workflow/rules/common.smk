@@ -141,7 +141,7 @@ def scenario_metrics_files():
         for path in expand(
             "results/scenarios/{scenario}/{dataset}/{model}/metrics/{method}/seed{seed}.json",
             scenario=name,
-            dataset=DATASETS,
+            dataset=ub_config.scenario_datasets(config, entry),
             model=entry["models"] or MODELS,
             method=list(REFERENCES) + SCENARIO_METHODS,
             seed=entry["seeds"] or SEEDS,

@@ -8,7 +8,7 @@ import torch
 
 import dataclasses
 
-from .. import data, evaluate, io, models, runtime, scenarios
+from .. import data, evaluate, io, models, runtime, scenario_data, scenarios
 from ..batches import Split, make_splits_on_device
 
 
@@ -52,7 +52,7 @@ class DeviceContext:
 class Context(DeviceContext):
     """Everything a model job needs: the dataset's splits on the device, the spec, the
     device and the precision. Built once per job. A scenario's split file
-    (scenarios.py) changes the pool's labels and images as it says, and adds its success
+    (scenario_data.py) changes the pool's labels and images as it says, and adds its success
     metrics to every evaluation."""
 
     def __init__(self, dataset: str, splits_path, data_dir="data", download=False, device="auto",
@@ -60,10 +60,10 @@ class Context(DeviceContext):
         super().__init__(dataset, device, precision, threads, image_size)
         indices = data.read_splits(splits_path)
         pool = data.load_pool(dataset, data_dir, download, self.spec.image_size)
-        if max(int(v.max()) for k, v in indices.items() if k in scenarios.INDEX_ARRAYS and len(v)) >= len(
-                pool.labels):
+        pool_indices = [v for k, v in indices.items() if k in scenario_data.INDEX_ARRAYS and len(v)]
+        if max(int(v.max()) for v in pool_indices) >= len(pool.labels):
             raise io.CorruptFileError(f"{splits_path} indexes past the {len(pool.labels)} examples of {dataset}")
-        images, labels, classes = scenarios.apply_to_pool(pool.images, pool.labels, indices)
+        images, labels, classes = scenario_data.apply_to_pool(pool.images, pool.labels, indices)
         if classes is not None:
             self.spec = dataclasses.replace(self.spec, num_classes=classes)
         self.scenario = indices
@@ -71,9 +71,10 @@ class Context(DeviceContext):
             images, labels, {k: indices[k] for k in data.SPLIT_NAMES}, self.spec, self.device)
         self.success_splits = {}
         if len(indices.get("trigger_index", ())):  # the attack's test images: triggered, true labels
-            triggered = scenarios.add_trigger(pool.images, scenarios.info_of(indices)["params"]["patch"])
-            self.success_splits = make_splits_on_device(triggered, labels, {"triggered": indices["test"]},
-                                                        self.spec, self.device)
+            test = torch.as_tensor(indices["test"], dtype=torch.int64)
+            triggered = scenario_data.add_trigger(pool.images[test], scenario_data.info_of(indices)["params"]["patch"])
+            self.success_splits = {"triggered": Split(triggered.to(self.device), labels[test].to(self.device),
+                                                      self.spec)}
 
     def model(self, name: str, checkpoint) -> torch.nn.Module:
         net = models.build(name, self.spec.num_classes, self.spec.image_size)
@@ -89,7 +90,7 @@ class Context(DeviceContext):
 
     def evaluate(self, net) -> dict:
         metrics = evaluate.evaluate(net, self.splits, self.precision)
-        if scenarios.info_of(self.scenario)["kind"] in scenarios.SUCCESS:
+        if scenario_data.info_of(self.scenario)["kind"] in scenarios.SUCCESS:
             metrics.update(self.success(net))
         return metrics
 
@@ -100,5 +101,5 @@ class Context(DeviceContext):
         triggered = self.success_splits.get("triggered")
         trig_pred = (evaluate.predict(net, triggered, precision=self.precision).logits.argmax(1).numpy()
                      if triggered is not None else None)
-        return scenarios.success_metrics(self.scenario, pred, test.labels.cpu().numpy(), self.scenario["test"],
+        return scenario_data.success_metrics(self.scenario, pred, test.labels.cpu().numpy(), self.scenario["test"],
                                          trig_pred)

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .. import REFERENCES, data, io, methods, scenarios
+from .. import REFERENCES, data, io, methods, scenario_data
 from .context import Context
 from .reference import train_references
 from .unlearn import unlearn_job
@@ -27,10 +27,10 @@ def memorisation_from_bank(design_path, bank_paths: Sequence, n_pool: int) -> np
     design = ulira.Design.load(design_path)
     if len(bank_paths) != design.n_splits:
         raise ValueError(f"{len(bank_paths)} banks for a design of {design.n_splits} splits")
-    conf = np.stack([scenarios.correct_confidence(ulira_files.read_bank(p, design, k)["logits"],
+    conf = np.stack([scenario_data.correct_confidence(ulira_files.read_bank(p, design, k)["logits"],
                                                   design.labels).mean(0) for k, p in enumerate(bank_paths)])
     out = np.full(n_pool, np.nan)
-    out[design.pool] = scenarios.memorisation(design.in_mask, conf)
+    out[design.pool] = scenario_data.memorisation(design.in_mask, conf)
     return out
 
 
@@ -41,11 +41,11 @@ def write_scenario_split(entry: dict, dataset: str, base_splits, out, data_dir="
     pool = data.load_pool(dataset, data_dir, download)
     labels = pool.labels.numpy()
     memo = memorisation_from_bank(design, banks, len(labels)) if design else None
-    arrays = scenarios.build(entry, dataset, data.read_splits(base_splits), labels, memo)
+    arrays = scenario_data.build(entry, dataset, data.read_splits(base_splits), labels, memo)
     if memo is not None:
         arrays["memorisation"] = memo
     io.save_npz(out, **arrays)
-    print(scenarios.info_of(arrays))
+    print(scenario_data.info_of(arrays))
     return arrays
 
 
@@ -66,7 +66,7 @@ def scenario_job(ctx: Context, scenario: str, model: str, seeds: Sequence[int], 
     (results/scenarios/{scenario}/{dataset}/{model}); `best_jsons` maps a method to the
     random scenario's best.json (None: no search). Every metrics JSON records
     `hp_scenario` (the scenario whose hyperparameters it used)."""
-    kind = scenarios.info_of(ctx.scenario)["kind"]
+    kind = scenario_data.info_of(ctx.scenario)["kind"]
     out = Path(out_dir)
     start = time.perf_counter()
     for seed in seeds:

@@ -183,6 +183,7 @@ def ranking_figure(ranks_csv, tau_csv, png, pdf) -> None:
                 ax.annotate(methods.label(method), (order.index(last), rows.loc[last, "rank"]),
                             xytext=(4, 0), textcoords="offset points", fontsize=7, va="center")
         ax.set_xticks(np.arange(len(order)), order)
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.invert_yaxis()
         ax.set_ylabel("rank by Gap (1 = best)")
         ax.set_title(f"{dataset} / {model}: rank per scenario (crossings = flips)")
