@@ -48,6 +48,9 @@ def copy_workflow(dest: Path) -> Path:
 
 
 def write_config(path: Path, **config) -> Path:
+    """A config file; without `scenarios`, the random scenario only (config.yaml's other
+    scenarios would add their jobs to every tiny workflow merged over it)."""
+    config = {"scenarios": [{"kind": "random"}], **config}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

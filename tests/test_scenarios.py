@@ -2,9 +2,11 @@
 memorisation on synthetic cases with known answers, the pool hook, and config checks."""
 
 import copy
+import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -97,6 +99,9 @@ def test_memorised_and_typical_take_the_extremes(base):
     assert (memo[top["forget"]] >= len(d) - 42).all() and len(top["forget"]) == 10  # top round(0.25 x 170) = 42
     assert (memo[low["forget"]] < 42).all()
     check_partition(top, base)
+    rum = built("memorised", base, memo, size=10)  # RUM's: exactly the 10 most memorised
+    assert sorted(memo[rum["forget"]]) == list(range(len(d) - 10, len(d)))
+    assert sorted(memo[built("typical", base, memo)["forget"]]) == list(range(20))  # the random forget size
     with pytest.raises(scenarios.ScenarioError, match="size"):
         built("memorised", base, memo, stratum=0.01, size=10)
 
@@ -169,3 +174,98 @@ def test_scenarios_default_to_random_and_complete_their_defaults():
     assert cfg["scenarios"][0]["params"] == {**scenarios.DEFAULTS["poison"], "share": 0.2}
     again = ub_config.validate(copy.deepcopy(cfg))  # a completed config validates to itself
     assert again["scenarios"] == cfg["scenarios"]
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _rows(scenario, values, na=()):
+    """metrics.csv rows of one scenario: method -> (RA, FA, TA, forget-class acc)."""
+    rows = []
+    for method, (ra, fa, ta, fc) in values.items():
+        applicable = method not in na
+        rows.append({"scenario": scenario, "dataset": "digits", "model": "smallcnn", "method": method, "seed": 0,
+                     "retain_acc": ra if applicable else np.nan, "forget_acc": fa if applicable else np.nan,
+                     "test_acc": ta if applicable else np.nan, "forget_class_acc": fc if applicable else np.nan,
+                     "diverged": False, "applicable": applicable, "na_reason": None if applicable else "class only",
+                     "hp_source": "config", "hp_scenario": "random"})
+    return rows
+
+
+def test_gap_ranks_within_a_scenario_and_kendall_compares_them():
+    from unlearnbench.report import scenarios as report
+
+    ref = {"retrained": (1.0, 0.0, 0.9, 0.0), "original": (1.0, 1.0, 0.9, 1.0)}
+    a = _rows("class", {**ref, "ft": (1.0, 0.4, 0.9, 0.4), "ga": (0.8, 0.0, 0.7, 0.0),
+                        "ct": (1.0, 0.1, 0.9, 0.1), "x": (0, 0, 0, 0)}, na=("x",))
+    b = _rows("random", {**ref, "ft": (1.0, 0.9, 0.9, np.nan), "ga": (1.0, 0.0, 0.9, np.nan),
+                         "ct": (1.0, 0.5, 0.9, np.nan), "x": (1.0, 0.2, 0.9, np.nan)})
+    table = report.summary(pd.DataFrame(a + b)).set_index(["scenario", "method"])
+    # class: Gap over RA, FA, TA, forget-class acc; ft 0.4 and 0.4 off -> 0.2
+    assert table.loc[("class", "ft"), "Gap"] == pytest.approx(0.2)
+    assert table.loc[("class", "ga"), "Gap"] == pytest.approx((0.2 + 0.2) / 4)
+    assert table.loc[("class", "ct"), "Gap"] == pytest.approx(0.05)
+    assert [table.loc[("class", m), "rank"] for m in ("ct", "ga", "ft")] == [1, 2, 3]
+    assert np.isnan(table.loc[("class", "x"), "rank"]) and not table.loc[("class", "x"), "applicable"]
+    assert table.loc[("class", "x"), "na_reason"] == "class only"
+    assert np.isnan(table.loc[("class", "retrained"), "rank"])  # references are not ranked
+    # random: Gap over RA, FA, TA only; ga 1st, x 2nd, ct 3rd, ft 4th
+    assert [table.loc[("random", m), "rank"] for m in ("ga", "x", "ct", "ft")] == [1, 2, 3, 4]
+    tau = report.kendall(table.reset_index())
+    row = tau.iloc[0]
+    assert row["n_methods"] == 3  # x is n/a in class: left out
+    # ranks over (ct, ga, ft): class 1, 2, 3; random 2, 1, 3 -> one discordant pair of three
+    assert row["tau"] == pytest.approx(1 / 3)
+
+
+def test_not_applicable_rows_reach_metrics_csv_without_numbers(tmp_path):
+    from unlearnbench import scores
+    from unlearnbench.jobs.scenario import not_applicable
+
+    path = tmp_path / "results/scenarios/class/digits/smallcnn/metrics/ft/seed0.json"
+    path.parent.mkdir(parents=True)
+    not_applicable("ft", "needs a class", path)
+    frame = scores.collect_metrics([path], tmp_path / "metrics.csv")
+    row = frame.iloc[0]
+    assert row["scenario"] == "class" and row["method"] == "ft" and not row["applicable"]
+    assert row["na_reason"] == "needs a class" and np.isnan(row["retain_acc"])
+    assert scores.read_metrics(tmp_path / "metrics.csv").empty  # the paper's tables: random only
+    assert len(scores.read_metrics(tmp_path / "metrics.csv", scenario=None)) == 1
+
+
+# ----------------------------------------------------------------------------- workflow
+
+
+@pytest.mark.workflow
+def test_scenarios_workflow_on_a_tiny_config(tmp_path):
+    """Every digits scenario through the references, a method and the tables: the success
+    metrics' known directions, one split file per scenario recorded in provenance."""
+    from conftest import copy_workflow, snakemake, write_config
+
+    work = copy_workflow(tmp_path / "wf")
+    write_config(work / "tiny.yaml", models=["smallcnn"], seeds=[0], methods=["ft"], device="cpu",
+                 training={"digits": {"epochs": 6, "batch_size": 128, "image_size": 16, "weight_decay": 0.0}},
+                 search={"trials": 0}, method_params={"ft": {"epochs": 1}},
+                 ulira={"enabled": False, "splits": 2, "forget_sets": 1, "epochs": 1, "forget_fraction": 0.5},
+                 scenarios=[{"kind": "random"}, {"kind": "class", "class": 3}, {"kind": "poison"},
+                            {"kind": "confusion", "pair": [1, 7]}, {"kind": "memorised", "size": 20}])
+    snakemake(work, "--cores", "2", "--configfile", "tiny.yaml")
+    metrics = pd.read_csv(work / "results/metrics.csv").set_index(["scenario", "method"])
+    assert set(metrics.index.get_level_values("scenario")) == {"random", "class", "poison", "confusion",
+                                                               "memorised"}
+    assert metrics.loc[("class", "retrained"), "forget_class_acc"] <= 0.05  # never saw class 3
+    assert metrics.loc[("class", "original"), "forget_class_acc"] > 0.5
+    assert metrics.loc[("poison", "original"), "attack_success"] > metrics.loc[("poison", "retrained"),
+                                                                               "attack_success"]
+    assert metrics.loc[("confusion", "original"), "pair_confusion"] > metrics.loc[("confusion", "retrained"),
+                                                                                  "pair_confusion"]
+    assert metrics.loc[("memorised", "ft"), "hp_scenario"] == "random"
+    split = data.info_of(np.load(work / "results/scenarios/memorised/digits/splits.npz"))
+    assert split["sizes"]["forget"] == 20 and split["forget_memorisation_mean"] > split["d_memorisation_mean"]
+    provenance = json.loads((work / "results/provenance.json").read_text())
+    assert {s["name"] for s in provenance["scenarios"]} == {"class", "poison", "confusion", "memorised"}
+    for name in ("random", "class", "poison", "confusion", "memorised"):
+        assert (work / f"results/tables/scenarios/{name}.md").exists()
+    assert (work / "results/tables/scenario_rankings.md").exists() and (work / "figures/scenario_rankings.png").exists()
+    # the paper's tables stay on the random scenario
+    assert "original" in pd.read_csv(work / "results/tables/main.csv")["method"].tolist()

@@ -99,8 +99,20 @@ def collect(config: dict, cwd=".") -> dict:
     }
 
 
-def write_provenance(config: dict, out, cwd=".") -> dict:
+def scenario_records(split_paths) -> list[dict]:
+    """Each scenario's split file: its name, kind, parameters and sizes (its `info`), path
+    and sha256 (the indices, poisoned and relabelled examples are in the file)."""
+    records = []
+    for path in split_paths:
+        info = json.loads(str(io.load_npz(path)["info"]))
+        records.append({**info, "file": Path(path).as_posix(), "sha256": io.sha256(path)})
+    return records
+
+
+def write_provenance(config: dict, out, cwd=".", scenario_splits=()) -> dict:
     record = collect(config, cwd)
+    if scenario_splits:
+        record["scenarios"] = scenario_records(scenario_splits)
     io.write_json(out, record)
     print(json.dumps(record, indent=2))
     return record

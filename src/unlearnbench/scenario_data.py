@@ -1,4 +1,4 @@
-"""Forgetting scenarios' data (docs/protocol.md §8): one builder per kind (scenarios.py
+"""Forgetting scenarios' data (docs/protocol.md §10): one builder per kind (scenarios.py
 holds the kinds, defaults and checks), the memorisation estimate, the trigger, what a job
 applies to the pool, and the success metrics. numpy only (torch inside apply_to_pool).
 
@@ -85,29 +85,31 @@ def build_confusion(base, labels, p, memorisation=None) -> dict:
 
 
 def _stratum(base, p, memorisation, top: bool) -> dict:
+    """RUM's forget set (stratum null): the `size` most (top) or least memorised examples
+    of D; with a `stratum` share, `size` drawn at random from that share of D."""
     if memorisation is None:
         raise ScenarioError("memorised/typical scenarios need memorisation scores (the U-LiRA bank)")
     d = _d(base)
-    scores = memorisation[d]
-    scored = d[np.isfinite(scores)]
+    scored = d[np.isfinite(memorisation[d])]
     order = scored[np.argsort(memorisation[scored], kind="stable")]
-    k = int(round(p["stratum"] * len(d)))
-    stratum = order[-k:] if top else order[:k]
     size = p["size"] or len(base["forget"])
-    if size > len(stratum):
-        raise ScenarioError(f"size: {size} examples asked from a stratum of {len(stratum)} scored examples "
+    k = size if p["stratum"] is None else int(round(p["stratum"] * len(d)))
+    stratum = order[-k:] if top else order[:k]
+    if size > len(stratum) or k > len(order):
+        raise ScenarioError(f"size: {size} examples asked from a stratum of {min(k, len(order))} scored examples "
                             "(raise stratum or lower size)")
-    forget = np.random.default_rng(p["seed"]).choice(stratum, size=size, replace=False)
+    forget = stratum if p["stratum"] is None else np.random.default_rng(p["seed"]).choice(
+        stratum, size=size, replace=False)
     return _split(base, d, forget)
 
 
 def build_memorised(base, labels, p, memorisation=None) -> dict:
-    """RUM (Zhao et al.): a random forget set from the most memorised `stratum` of D."""
+    """RUM (Zhao et al.): the most memorised examples of D."""
     return _stratum(base, p, memorisation, top=True)
 
 
 def build_typical(base, labels, p, memorisation=None) -> dict:
-    """RUM: a random forget set from the least memorised `stratum` of D."""
+    """RUM: the least memorised examples of D."""
     return _stratum(base, p, memorisation, top=False)
 
 

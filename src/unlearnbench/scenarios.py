@@ -1,4 +1,4 @@
-"""Forgetting scenarios (docs/protocol.md §8): the kinds, each one's parameters with their
+"""Forgetting scenarios (docs/protocol.md §10): the kinds, each one's parameters with their
 documented defaults, the success metrics each is judged by, and the check of a config
 entry. Free of torch and numpy: the workflow checks `scenarios:` while it parses.
 scenario_data.py builds the splits (one builder per kind) and measures the success metrics.
@@ -17,15 +17,15 @@ CIFAR100_COARSE = (4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7,
                    16, 19, 2, 4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13)
 SUPERCLASSES = {"cifar100": CIFAR100_COARSE}
 
-# Per kind: its parameters and their defaults (docs/protocol.md §8 says why each).
+# Per kind: its parameters and their defaults (docs/protocol.md §10 says why each).
 DEFAULTS: dict[str, dict] = {
     "random": {},
     "class": {"class": 0},
     "subclass": {"member": 69},  # CIFAR-100's "rocket" (super-class vehicles 2)
     "poison": {"share": 0.1, "target": 0, "patch": 0.25, "seed": 0},
     "confusion": {"pair": [0, 1], "share": 0.5, "seed": 0},
-    "memorised": {"stratum": 0.25, "size": None, "seed": 0},
-    "typical": {"stratum": 0.25, "size": None, "seed": 0},
+    "memorised": {"size": None, "stratum": None, "seed": 0},  # RUM's: the `size` most memorised
+    "typical": {"size": None, "stratum": None, "seed": 0},
 }
 KINDS = tuple(DEFAULTS)
 # The success metrics (metrics JSON keys) each kind adds to the usual ones.
@@ -96,8 +96,8 @@ def check(entry: dict, dataset: str) -> None:
         if not 0 < p["share"] <= 0.5:
             raise ScenarioError(f"share: the swapped share of each class must lie in (0, 0.5], got {p['share']!r}")
     elif kind in MEMORISATION_KINDS:
-        if not 0 < p["stratum"] < 1:
-            raise ScenarioError(f"stratum: the share of D ranked by memorisation must lie in (0, 1), "
-                                f"got {p['stratum']!r}")
+        if p["stratum"] is not None and not 0 < p["stratum"] < 1:
+            raise ScenarioError(f"stratum: the share of D ranked by memorisation must lie in (0, 1) "
+                                f"(or null), got {p['stratum']!r}")
         if p["size"] is not None and (not isinstance(p["size"], int) or p["size"] < 1):
             raise ScenarioError(f"size: a positive number of examples or null, got {p['size']!r}")

@@ -149,6 +149,15 @@ def scenario_metrics_files():
     ]
 
 
+def scenario_split_files():
+    """Every scenario's split file (recorded in results/provenance.json)."""
+    return [
+        f"results/scenarios/{name}/{dataset}/splits.npz"
+        for name, entry in SCENARIOS.items()
+        for dataset in ub_config.scenario_datasets(config, entry)
+    ]
+
+
 def scenario_split_inputs(wildcards):
     """The random split; for memorised and typical, U-LiRA's design and shadow originals."""
     inputs = {"base": f"results/{wildcards.dataset}/splits.npz"}

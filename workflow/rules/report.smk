@@ -199,6 +199,7 @@ rule figure_critical_difference:
 rule provenance:
     input:
         "results/metrics.csv",
+        scenario_splits=scenario_split_files(),
     output:
         report(
             "results/provenance.json",

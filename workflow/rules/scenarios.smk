@@ -1,4 +1,4 @@
-# Forgetting scenarios (docs/protocol.md §8; config `scenarios`): per scenario other than
+# Forgetting scenarios (docs/protocol.md §10; config `scenarios`): per scenario other than
 # random, its split file, then one job per (scenario, dataset, model, seed) training its
 # references and running every method with the random scenario's hyperparameters, under
 # results/scenarios/{scenario}/; per-scenario tables and the cross-scenario view.

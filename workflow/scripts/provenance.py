@@ -1,7 +1,8 @@
-"""results/provenance.json: package versions, Python, machine, git state, config hash."""
+"""results/provenance.json: package versions, Python, machine, git state, config hash, the scenarios' split files."""
 
 from unlearnbench.logs import logging_to
 from unlearnbench.provenance import write_provenance
 
 with logging_to(snakemake.log[0]):
-    write_provenance(snakemake.config, snakemake.output[0], cwd=snakemake.params.repo)
+    write_provenance(snakemake.config, snakemake.output[0], cwd=snakemake.params.repo,
+                     scenario_splits=list(snakemake.input.get("scenario_splits", [])))

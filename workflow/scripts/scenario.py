@@ -1,4 +1,4 @@
-"""One scenario's seed: its references and every method (docs/protocol.md §8)."""
+"""One scenario's seed: its references and every method (docs/protocol.md §10)."""
 
 from unlearnbench.jobs.context import Context
 from unlearnbench.jobs.scenario import scenario_job

@@ -1,4 +1,4 @@
-"""Write one scenario's split file (docs/protocol.md §8) from the random split."""
+"""Write one scenario's split file (docs/protocol.md §10) from the random split."""
 
 from unlearnbench.jobs.scenario import write_scenario_split
 from unlearnbench.logs import logging_to

@@ -1,4 +1,4 @@
-"""The scenario stage (docs/protocol.md §8): a scenario's split file, then one job per
+"""The scenario stage (docs/protocol.md §10): a scenario's split file, then one job per
 (scenario, dataset, model) that trains its references and runs every method on each of
 its seeds with the random scenario's hyperparameters (its search's choice, or the
 config's), writing the same metrics JSONs as the main stages, under
@@ -20,7 +20,7 @@ from .unlearn import unlearn_job
 
 def memorisation_from_bank(design_path, bank_paths: Sequence, n_pool: int) -> np.ndarray:
     """Per dataset-pool example, Feldman's memorisation from U-LiRA's shadow originals
-    (docs/protocol.md §8.6): each split's originals' correct-class confidence, averaged
+    (docs/protocol.md §10.6): each split's originals' correct-class confidence, averaged
     over the split's forget sets, IN minus OUT. NaN outside the attack pool."""
     from ..attacks import ulira, ulira_files
 

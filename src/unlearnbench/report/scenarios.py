@@ -1,4 +1,4 @@
-"""Per-scenario tables and the cross-scenario view (docs/protocol.md §8.8).
+"""Per-scenario tables and the cross-scenario view (docs/protocol.md §10.8).
 
 Within one scenario, each method is scored by its Gap to that scenario's retrained model:
 the mean over RA, FA, TA and the scenario's success metrics (scenarios.SUCCESS) of
@@ -91,9 +91,9 @@ def scenario_markdown(block: pd.DataFrame, scenario: str) -> str:
     measured = [c for c in list(BASE) + list(scenarios.SUCCESS_COLUMNS) if c in block and block[c].notna().any()]
     parts = [f"# Scenario {scenario}\n",
              "Means over seeds; Gap = mean |method − retrained| over " + ", ".join(SHORT[c] for c in measured)
-             + " (lower is better; docs/protocol.md §8.8). "
+             + " (lower is better; docs/protocol.md §10.8). "
              + ("Hyperparameters: the random scenario's (its search's choice, or the config's), "
-                "the cheap design of docs/protocol.md §8.7." if scenario != "random" else
+                "the cheap design of docs/protocol.md §10.7." if scenario != "random" else
                 "The paper's tables (results/tables/main.md) rank this scenario by RetDev.") + "\n"]
     for (dataset, model), sub in block.groupby(["dataset", "model"], sort=False):
         refs = sub[sub["method"].isin(REFERENCES)].sort_values("method", key=lambda m: m != "retrained")
@@ -114,7 +114,7 @@ def scenario_markdown(block: pd.DataFrame, scenario: str) -> str:
 
 def cross_markdown(ranks: pd.DataFrame, tau: pd.DataFrame) -> str:
     parts = ["# Rankings across scenarios\n",
-             "Rank by Gap within each scenario (1 = best; docs/protocol.md §8.8); n/a = the method does not "
+             "Rank by Gap within each scenario (1 = best; docs/protocol.md §10.8); n/a = the method does not "
              "apply. Kendall's tau-b between two scenarios' rankings over the methods ranked in both.\n"]
     methods_only = ranks[~ranks["method"].isin(REFERENCES)]
     for (dataset, model), block in methods_only.groupby(["dataset", "model"], sort=False):
