@@ -263,6 +263,7 @@ def test_scenarios_workflow_on_a_tiny_config(tmp_path):
     assert {s["name"] for s in provenance["scenarios"]} == {"class", "poison", "memorised"}
     for name in ("random", "class", "poison", "memorised"):
         assert (work / f"results/tables/scenarios/{name}.md").exists()
+        assert (work / f"figures/scenarios/{name}.png").exists()
     assert (work / "results/tables/scenario_rankings.md").exists() and (work / "figures/scenario_rankings.png").exists()
     # the paper's tables stay on the random scenario
     assert "original" in pd.read_csv(work / "results/tables/main.csv")["method"].tolist()

@@ -89,7 +89,15 @@ rule figure_scenarios:
     input:
         ranks="results/tables/scenario_rankings.csv",
         tau="results/tables/scenario_kendall.csv",
+        tables=expand(
+            "results/tables/scenarios/{scenario}.csv", scenario=SCENARIO_NAMES
+        ),
     output:
+        each=expand(
+            "figures/scenarios/{scenario}.{ext}",
+            scenario=SCENARIO_NAMES,
+            ext=["png", "pdf"],
+        ),
         png=report(
             "figures/scenario_rankings.png",
             caption="../report/figure_scenario_rankings.rst",

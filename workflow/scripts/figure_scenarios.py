@@ -1,7 +1,11 @@
-"""figures/scenario_rankings.{png,pdf}: ranks per scenario side by side and Kendall's tau."""
+"""figures/scenario_rankings.{png,pdf} (ranks per scenario side by side, Kendall's tau) and
+figures/scenarios/{scenario}.{png,pdf} (one per scenario)."""
 
 from unlearnbench.logs import logging_to
-from unlearnbench.report.scenarios import ranking_figure
+from unlearnbench.report.scenarios import ranking_figure, scenario_figure
 
+inp, out = snakemake.input, snakemake.output
 with logging_to(snakemake.log[0]):
-    ranking_figure(snakemake.input.ranks, snakemake.input.tau, snakemake.output.png, snakemake.output.pdf)
+    ranking_figure(inp.ranks, inp.tau, out.png, out.pdf)
+    for i, table in enumerate(inp.tables):  # the outputs list each scenario's png, then its pdf
+        scenario_figure(table, out.each[2 * i], out.each[2 * i + 1])

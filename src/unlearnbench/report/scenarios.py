@@ -197,3 +197,32 @@ def ranking_figure(ranks_csv, tau_csv, png, pdf) -> None:
         ax_tau.set_title("Kendall's tau between scenarios' rankings")
     fig.tight_layout()
     save(fig, png, pdf)
+
+
+def scenario_figure(table_csv, png, pdf) -> None:
+    """One scenario: each method's test accuracy against the scenario's first success
+    metric (FA where it has none), the original and retrained models marked; the
+    retrained model's values as dashed lines."""
+    table = pd.read_csv(table_csv)
+    table = table[table["applicable"].astype(bool)]
+    x = next((c for c in scenarios.SUCCESS_COLUMNS if c in table and table[c].notna().any()), "forget_acc")
+    settings = list(dict.fromkeys(zip(table["dataset"], table["model"])))
+    style = method_style()
+    sns.set_theme(style="whitegrid", context="paper", font_scale=1.0)
+    fig, axes = plt.subplots(1, len(settings), figsize=(6.5 * len(settings), 5), squeeze=False)
+    for (dataset, model), ax in zip(settings, axes[0]):
+        block = table[(table["dataset"] == dataset) & (table["model"] == model)]
+        for _, row in block.iterrows():
+            colour, marker = style.get(row["method"], ("grey", "o"))
+            ax.scatter(row[x], row["test_acc"], color=colour, marker=marker, s=70 if row["method"] in REFERENCES
+                       else 40, label=methods.label(row["method"]), edgecolor="black", linewidth=0.4)
+        ref = block[block["method"] == "retrained"]
+        if len(ref):
+            ax.axvline(ref[x].iloc[0], color="black", linestyle="--", linewidth=0.8)
+            ax.axhline(ref["test_acc"].iloc[0], color="black", linestyle="--", linewidth=0.8)
+        ax.set_xlabel(SHORT.get(x, x) + " (dashed: retrained)")
+        ax.set_ylabel("TA")
+        ax.set_title(f"{block['scenario'].iloc[0]}: {dataset} / {model}")
+        ax.legend(fontsize=6, ncol=2, loc="best")
+    fig.tight_layout()
+    save(fig, png, pdf)
