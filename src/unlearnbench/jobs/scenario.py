@@ -6,6 +6,7 @@ results/scenarios/{scenario}/{dataset}/{model}/."""
 
 from __future__ import annotations
 
+import resource
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -68,7 +69,7 @@ def scenario_job(ctx: Context, scenario: str, model: str, seeds: Sequence[int], 
     `hp_scenario` (the scenario whose hyperparameters it used)."""
     kind = scenario_data.info_of(ctx.scenario)["kind"]
     out = Path(out_dir)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for seed in seeds:
         train_references(ctx, model, int(seed), recipe, REFERENCES, out / "init" / f"seed{seed}.safetensors",
                          [out / k / f"seed{seed}.safetensors" for k in REFERENCES],
@@ -86,5 +87,9 @@ def scenario_job(ctx: Context, scenario: str, model: str, seeds: Sequence[int], 
                               best_json=(best_jsons or {}).get(method))
         for path, metrics in zip(paths, results):
             io.write_json(path, {**metrics, "scenario": scenario, "hp_scenario": "random"})
-    print(f"scenario {scenario}: {time.perf_counter() - start:.1f} s for {len(seeds)} seed(s), "
-          f"{len(method_names)} methods")
+    # CPU seconds besides wall seconds (on a shared machine the wall time measures the others
+    # too), and the whole process's (imports and data included)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"scenario {scenario}: {time.perf_counter() - start:.1f} s wall, {time.process_time() - cpu:.1f} s CPU "
+          f"for {len(seeds)} seed(s), {len(method_names)} methods; process CPU "
+          f"{usage.ru_utime + usage.ru_stime:.1f} s")
