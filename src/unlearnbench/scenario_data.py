@@ -17,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from .scenarios import SUPERCLASSES, ScenarioError, check
+from .catalog import DATASETS
+from .scenarios import ScenarioError, check
 
 # the split file's arrays that index the dataset pool
 INDEX_ARRAYS = ("retain", "forget", "val", "test", "relabel_index", "trigger_index", "test_member")
@@ -124,7 +125,7 @@ def build(entry: dict, dataset: str, base: dict, labels: np.ndarray, memorisatio
     `base` and the pool's labels."""
     check(entry, dataset)
     kind = entry["kind"]
-    extra = {"superclasses": SUPERCLASSES[dataset]} if kind == "subclass" else {}
+    extra = {"superclasses": DATASETS[dataset].superclasses} if kind == "subclass" else {}
     arrays = BUILDERS[kind](base, np.asarray(labels), entry["params"], memorisation, **extra)
     info = {"kind": kind, "name": entry["name"], "params": entry["params"], "dataset": dataset,
             "sizes": {k: int(len(arrays[k])) for k in ("retain", "forget", "val", "test")}}

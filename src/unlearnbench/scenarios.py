@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import re
 
-# Dataset facts the checks need without torch. TODO(catalog): read them from catalog.py.
-NUM_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "utkface": 5}
-# CIFAR-100's fine -> coarse (20 super-classes) map, as in the dataset's `coarse_labels`.
-CIFAR100_COARSE = (4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11, 6, 11, 5, 10, 7, 6, 13, 15,
-                   3, 15, 0, 11, 1, 10, 12, 14, 16, 9, 11, 5, 5, 19, 8, 8, 15, 13, 14, 17, 18, 10, 16, 4, 17, 4,
-                   2, 0, 17, 4, 18, 17, 10, 3, 2, 12, 12, 16, 12, 1, 9, 19, 2, 10, 0, 1, 16, 12, 9, 13, 15, 13,
-                   16, 19, 2, 4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13)
-SUPERCLASSES = {"cifar100": CIFAR100_COARSE}
+from .catalog import DATASETS
 
 # Per kind: its parameters and their defaults (docs/protocol.md §10 says why each).
 DEFAULTS: dict[str, dict] = {
@@ -68,7 +61,7 @@ def complete(entry: dict) -> dict:
 def check(entry: dict, dataset: str) -> None:
     """Raise ScenarioError (naming the parameter) when a completed entry cannot be built on
     `dataset`."""
-    kind, p, n = entry["kind"], entry["params"], NUM_CLASSES[dataset]
+    kind, p, n = entry["kind"], entry["params"], DATASETS[dataset].num_classes
 
     def need_class(key, value, classes=n):
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < classes:
@@ -77,8 +70,9 @@ def check(entry: dict, dataset: str) -> None:
     if kind == "class":
         need_class("class", p["class"])
     elif kind == "subclass":
-        if dataset not in SUPERCLASSES:
-            raise ScenarioError(f"kind: 'subclass' needs a dataset with super-classes ({', '.join(SUPERCLASSES)}); "
+        if DATASETS[dataset].superclasses is None:
+            with_super = ", ".join(d for d, facts in DATASETS.items() if facts.superclasses)
+            raise ScenarioError(f"kind: 'subclass' needs a dataset with super-classes ({with_super}); "
                                 f"{dataset} has none")
         need_class("member", p["member"])
     elif kind == "poison":

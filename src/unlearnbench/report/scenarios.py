@@ -27,7 +27,7 @@ from scipy import stats  # noqa: E402
 
 from .. import REFERENCES, io, methods, scenarios, scores  # noqa: E402
 from .figures import method_style, save  # noqa: E402
-from .tables import fmt_rank, markdown, write_csv  # noqa: E402
+from .formatting import fmt_rank, markdown, write_csv  # noqa: E402
 
 BASE = ("retain_acc", "forget_acc", "test_acc")
 SHORT = {"retain_acc": "RA", "forget_acc": "FA", "test_acc": "TA", "forget_class_acc": "forget-class TA",
