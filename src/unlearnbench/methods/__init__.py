@@ -225,8 +225,8 @@ def run(name: str, model: torch.nn.Module, splits: dict, num_classes: int, hp: d
     return model, time.perf_counter() - start
 
 
-# TODO(issue 25): local stub of the applicability seam; issue 25's branch defines the real
-# `applies` / `not_applicable_reason` (from a method's optional SCENARIOS literal).
+# Placeholder of the applicability seam (every method applies to every scenario): replaced
+# by `applies` / `not_applicable_reason` read from a method's optional SCENARIOS literal.
 def applies(name: str, scenario: str) -> bool:
     return not_applicable_reason(name, scenario) is None
 
