@@ -228,7 +228,7 @@ def test_checker_flags_known_bad_citations():
     text = (f"{d}protocol.md {s}4, {s}99 and {d}protocol.md {s}1-3, {s}2-{s}7; {d}nowhere.md; {d}methods.md#nope; "
             f"{d}methods.md#msg; bare {s}5; {d}protocol.md {s}7-{s}12")
     problems = citation_problems("src/x.py", text)
-    assert any(s + "99" in p for p in problems) and any(s + "12" in p for p in problems)  # §10 exists
+    assert any(s + "99" in p for p in problems) and any(s + "12" in p for p in problems)  # (protocol.md has 10 sections)
     assert any("nowhere.md" in p for p in problems)
     assert any("#nope" in p for p in problems)
     assert any(s + "5 names no document" in p for p in problems)
