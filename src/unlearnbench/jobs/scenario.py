@@ -21,7 +21,7 @@ from .unlearn import unlearn_job
 
 def memorisation_from_bank(design_path, bank_paths: Sequence, n_pool: int) -> np.ndarray:
     """Per dataset-pool example, Feldman's memorisation from U-LiRA's shadow originals
-    (docs/protocol.md §10.6): each split's originals' correct-class confidence, averaged
+    (docs/protocol.md §10.7): each split's originals' correct-class confidence, averaged
     over the split's forget sets, IN minus OUT. NaN outside the attack pool."""
     from ..attacks import ulira, ulira_files
 

@@ -93,7 +93,7 @@ def scenario_markdown(block: pd.DataFrame, scenario: str) -> str:
              "Means over seeds; Gap = mean |method − retrained| over " + ", ".join(SHORT[c] for c in measured)
              + " (lower is better; docs/protocol.md §10.8). "
              + ("Hyperparameters: the random scenario's (its search's choice, or the config's), "
-                "the cheap design of docs/protocol.md §10.7." if scenario != "random" else
+                "the cheap design of docs/protocol.md §10.8." if scenario != "random" else
                 "The paper's tables (results/tables/main.md) rank this scenario by RetDev.") + "\n"]
     for (dataset, model), sub in block.groupby(["dataset", "model"], sort=False):
         refs = sub[sub["method"].isin(REFERENCES)].sort_values("method", key=lambda m: m != "retrained")
