@@ -160,12 +160,16 @@ def write_scenario_tables(metrics_csv, table_paths: Sequence, out_ranks, out_tau
 
 
 def ranking_figure(ranks_csv, tau_csv, png, pdf) -> None:
-    """Per (dataset, model): a bump chart of each method's rank per scenario (crossing
-    lines = rankings that flip) beside the heatmap of Kendall's tau."""
+    """Per (dataset, model) that ran several scenarios (all settings if none did): a bump
+    chart of each method's rank per scenario (crossing lines = rankings that flip) beside
+    the heatmap of Kendall's tau."""
     ranks = pd.read_csv(ranks_csv)
     ranks = ranks[~ranks["method"].isin(REFERENCES)]
     tau = pd.read_csv(tau_csv)
-    settings = list(dict.fromkeys(zip(ranks["dataset"], ranks["model"])))
+    # only the settings that ran more than one scenario have rankings to compare
+    counts = ranks.groupby(["dataset", "model"], sort=False)["scenario"].nunique()
+    settings = [s for s in dict.fromkeys(zip(ranks["dataset"], ranks["model"])) if counts[s] > 1] or \
+        list(dict.fromkeys(zip(ranks["dataset"], ranks["model"])))
     style = method_style()
     sns.set_theme(style="whitegrid", context="paper", font_scale=1.0)
     fig, axes = plt.subplots(len(settings), 2, figsize=(13, 5.5 * len(settings)), squeeze=False,
