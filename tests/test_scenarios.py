@@ -230,7 +230,7 @@ def test_not_applicable_rows_reach_metrics_csv_without_numbers(tmp_path):
     assert row["scenario"] == "class" and row["method"] == "ft" and not row["applicable"]
     assert row["na_reason"] == "needs a class" and np.isnan(row["retain_acc"])
     assert scores.read_metrics(tmp_path / "metrics.csv").empty  # the paper's tables: random only
-    assert len(scores.read_metrics(tmp_path / "metrics.csv", scenario=None)) == 1
+    assert len(scores.read_metrics(tmp_path / "metrics.csv", applicable_only=False, scenario=None)) == 1
 
 
 # ----------------------------------------------------------------------------- workflow

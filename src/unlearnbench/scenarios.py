@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from .catalog import DATASETS
+from .methods import SCENARIO_KINDS
 
 # Per kind: its parameters and their defaults (docs/protocol.md §10 says why each).
 DEFAULTS: dict[str, dict] = {
@@ -20,7 +21,9 @@ DEFAULTS: dict[str, dict] = {
     "memorised": {"size": None, "stratum": None, "seed": 0},  # RUM's: the `size` most memorised
     "typical": {"size": None, "stratum": None, "seed": 0},
 }
-KINDS = tuple(DEFAULTS)
+KINDS = SCENARIO_KINDS  # the methods' registry names them too (a method's SCENARIOS literal)
+if tuple(DEFAULTS) != KINDS:
+    raise ImportError(f"scenarios.DEFAULTS defines {tuple(DEFAULTS)}, methods.SCENARIO_KINDS lists {KINDS}")
 # The success metrics (metrics JSON keys) each kind adds to the usual ones.
 SUCCESS = {
     "class": ("forget_class_acc", "other_classes_acc"),

@@ -139,7 +139,9 @@ def read_metrics(path, applicable_only: bool = True, scenario: str | None = "ran
         frame["applicable"], frame["na_reason"] = True, ""
     frame["applicable"] = frame["applicable"].astype(bool)
     frame["na_reason"] = frame["na_reason"].fillna("").astype(str)
-    if "scenario" in frame and scenario is not None:
+    # rows without a scenario (a file from before the scenarios) are the random scenario's
+    frame["scenario"] = frame["scenario"].fillna("random") if "scenario" in frame else "random"
+    if scenario is not None:
         frame = frame[frame["scenario"] == scenario].reset_index(drop=True)
     return frame[frame["applicable"]].reset_index(drop=True) if applicable_only else frame
 

@@ -225,17 +225,6 @@ def run(name: str, model: torch.nn.Module, splits: dict, num_classes: int, hp: d
     return model, time.perf_counter() - start
 
 
-# Placeholder of the applicability seam (every method applies to every scenario): replaced
-# by `applies` / `not_applicable_reason` read from a method's optional SCENARIOS literal.
-def applies(name: str, scenario: str) -> bool:
-    return not_applicable_reason(name, scenario) is None
-
-
-def not_applicable_reason(name: str, scenario: str) -> str | None:
-    info(name)
-    return None
-
-
 def __getattr__(attr: str):
     """DataAccessError and UnlearnData come from .base, which needs torch: load it on use."""
     if attr in ("DataAccessError", "UnlearnData"):

@@ -138,7 +138,7 @@ def cross_markdown(ranks: pd.DataFrame, tau: pd.DataFrame) -> str:
 def write_scenario_tables(metrics_csv, table_paths: Sequence, out_ranks, out_tau, out_md) -> pd.DataFrame:
     """Per scenario {name}.csv and {name}.md (paths in `table_paths`, csv then md per
     scenario, as the rule lists them), the ranks side by side, Kendall's tau."""
-    frame = scores.read_metrics(metrics_csv, scenario=None)
+    frame = scores.read_metrics(metrics_csv, applicable_only=False, scenario=None)
     if "scenario" not in frame:
         frame["scenario"] = "random"
     table = summary(frame)
