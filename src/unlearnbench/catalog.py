@@ -76,6 +76,20 @@ MODELS: dict[str, Model] = {m.name: m for m in (
     Model("smallcnn", cost=0.2),
 )}
 
+# Where each dataset's files lie under data_dir: (folder, the files it must hold: names or
+# one glob pattern), as torchvision's classes read them (UTKFace: its archive's folder).
+_MNIST_FILES = tuple(f"{p}-{k}" for p in ("train", "t10k") for k in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+FILES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "mnist": ("MNIST/raw", _MNIST_FILES),
+    "fashion_mnist": ("FashionMNIST/raw", _MNIST_FILES),
+    "cifar10": ("cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")),
+    "cifar100": ("cifar-100-python", ("train", "test", "meta")),
+    "utkface": ("UTKFace", ("*.jpg",)),
+}
+# torchvision's class of each dataset it downloads (`download: true`); utkface has none
+TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}
+UTKFACE_URL = "https://susanqq.github.io/UTKFace/"
+
 DATASET_NAMES = tuple(DATASETS)
 MODEL_NAMES = tuple(MODELS)
 

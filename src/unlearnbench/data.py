@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import catalog
+from . import catalog, data_files
 from .catalog import DATASET_NAMES, check_registry
 
 SPLIT_SEED = 123
@@ -39,7 +39,7 @@ class DatasetSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     augmentation: str  # "flip", "crop_flip" or "none"
-    load: Callable[[Path, bool, int], Pool]  # (root, download, image size)
+    load: Callable[..., Pool]  # (root, download, image size, verify_checksums)
     source: str  # what the data directory must hold, for error messages
 
 
@@ -47,11 +47,10 @@ class DatasetMissingError(FileNotFoundError):
     pass
 
 
-def _missing(name: str, root: Path, what: str, err: Exception | None = None) -> DatasetMissingError:
+def _missing(name: str, root: Path, err: Exception | None = None) -> DatasetMissingError:
     return DatasetMissingError(
-        f"dataset '{name}' not found: expected {what} under {root}. Put the files there, "
-        f"or set `download: true` in the config to let torchvision download them"
-        + (f" ({err})" if err else "")
+        f"dataset '{name}' not found: expected {data_files.expected(name, root)}. Put the files there, "
+        f"or {data_files.how_to_get(name, root)}" + (f" ({err})" if err else "")
     )
 
 
@@ -68,7 +67,7 @@ def _grey_to_rgb(images: torch.Tensor, size: int = 32) -> torch.Tensor:
     return _resize(images.unsqueeze(1), size).expand(-1, 3, -1, -1).contiguous()
 
 
-def load_digits(root: Path, download: bool, size: int = 32) -> Pool:
+def load_digits(root: Path, download: bool, size: int = 32, verify_checksums: bool = True) -> Pool:
     """scikit-learn's bundled 8x8 digits: 0..16 grey levels, own 20 % test split."""
     from sklearn.datasets import load_digits as sk_digits
 
@@ -81,25 +80,38 @@ def load_digits(root: Path, download: bool, size: int = 32) -> Pool:
     return Pool(_grey_to_rgb(grey[order], size), labels[order], n_train=len(labels) - n_test)
 
 
-def _torchvision_sets(cls_name: str, name: str, root: Path, download: bool, what: str) -> list:
+def _unchecked(cls):
+    """`cls` (torchvision's CIFAR10 or CIFAR100) reading the same files without their
+    MD5s (`verify_checksums: false`, for stand-in data: python -m unlearnbench.fixtures):
+    torchvision's check_integrity accepts any existing file when the MD5 is None."""
+    return type(f"Unchecked{cls.__name__}", (cls,), {
+        "train_list": [[f, None] for f, _ in cls.train_list],
+        "test_list": [[f, None] for f, _ in cls.test_list],
+        "meta": {**cls.meta, "md5": None},
+    })
+
+
+def _torchvision_sets(cls_name: str, name: str, root: Path, download: bool, verify_checksums: bool = True) -> list:
     """The torchvision dataset's official [train, test] parts."""
     # Imported here: torchvision takes over a second to import, which digits jobs skip.
     from torchvision import datasets
 
     cls = getattr(datasets, cls_name)
+    if not verify_checksums and hasattr(cls, "train_list"):
+        cls = _unchecked(cls)
     parts = []
     for train in (True, False):
         try:
             ds = cls(root=str(root), train=train, download=download)
         except RuntimeError as err:
-            raise _missing(name, root, what, err) from err
+            raise _missing(name, root, err) from err
         parts.append(ds)
     return parts
 
 
 def _mnist_like(cls_name: str, name: str) -> Callable[[Path, bool, int], Pool]:
-    def load(root: Path, download: bool, size: int = 32) -> Pool:
-        train, test = _torchvision_sets(cls_name, name, root, download, f"{cls_name}/raw/*-ubyte")
+    def load(root: Path, download: bool, size: int = 32, verify_checksums: bool = True) -> Pool:
+        train, test = _torchvision_sets(cls_name, name, root, download)
         images = torch.cat([train.data, test.data])
         labels = torch.cat([train.targets, test.targets]).long()
         return Pool(_grey_to_rgb(images, size), labels, n_train=len(train.targets))
@@ -107,9 +119,9 @@ def _mnist_like(cls_name: str, name: str) -> Callable[[Path, bool, int], Pool]:
     return load
 
 
-def _cifar(cls_name: str, name: str, folder: str) -> Callable[[Path, bool, int], Pool]:
-    def load(root: Path, download: bool, size: int = 32) -> Pool:
-        train, test = _torchvision_sets(cls_name, name, root, download, f"{folder}/ (python batches)")
+def _cifar(cls_name: str, name: str) -> Callable[[Path, bool, int], Pool]:
+    def load(root: Path, download: bool, size: int = 32, verify_checksums: bool = True) -> Pool:
+        train, test = _torchvision_sets(cls_name, name, root, download, verify_checksums)
         images = torch.from_numpy(np.concatenate([train.data, test.data])).permute(0, 3, 1, 2)
         labels = torch.tensor(list(train.targets) + list(test.targets), dtype=torch.int64)
         return Pool(_resize(images, size).contiguous(), labels, n_train=len(train.targets))
@@ -117,7 +129,9 @@ def _cifar(cls_name: str, name: str, folder: str) -> Callable[[Path, bool, int],
     return load
 
 
-UTKFACE_NAME = re.compile(r"^(\d+)_\d+_\d+_\d+.*\.jpg$")
+# The reference keeps every *.jpg and reads the age before the first "_": the real
+# archive's 3 names without a race field (e.g. 39_1_20170116174525125.jpg.chip.jpg) count.
+UTKFACE_NAME = re.compile(r"^(\d+)_.*\.jpg$")
 
 
 def utkface_label(file_name: str) -> int:
@@ -125,14 +139,34 @@ def utkface_label(file_name: str) -> int:
     return min(max(age // 20, 0), 4)
 
 
-def load_utkface(root: Path, download: bool, size: int = 224) -> Pool:
+def utkface_files(folder: Path) -> list[str]:
+    """The image names, sorted: the reference lists the folder in the file system's
+    order (Path.iterdir), which differs between machines; sorted names make the
+    partition a function of the file set (docs/reference.md)."""
+    names = sorted(p.name for p in folder.glob("*.jpg")) if folder.is_dir() else []
+    bad = [n for n in names if not UTKFACE_NAME.match(n)]
+    if bad:
+        raise ValueError(f"{folder}: {len(bad)} file(s) without a leading age, e.g. {bad[0]} "
+                         "(UTKFace names are {age}_{gender}_{race}_{date}.jpg.chip.jpg)")
+    return names
+
+
+def utkface_order(n: int) -> np.ndarray:
+    """Train positions then test positions, as the reference's split: a permutation by
+    NumPy's default_rng(123), the first 20 % of it the test part."""
+    order = np.random.default_rng(SPLIT_SEED).permutation(n)
+    n_test = int(0.2 * n)
+    return np.concatenate([order[n_test:], order[:n_test]])
+
+
+def load_utkface(root: Path, download: bool, size: int = 224, verify_checksums: bool = True) -> Pool:
     """UTKFace 'Aligned & Cropped Faces': {age}_{gender}_{race}_{date}.jpg.chip.jpg."""
     from PIL import Image, UnidentifiedImageError
 
     folder = root / "UTKFace"
-    names = sorted(p.name for p in folder.glob("*.jpg") if UTKFACE_NAME.match(p.name)) if folder.is_dir() else []
+    names = utkface_files(folder)
     if not names:
-        raise _missing("utkface", root, "UTKFace/{age}_{gender}_{race}_{date}.jpg.chip.jpg files (no download exists)")
+        raise _missing("utkface", root)
     images = np.empty((len(names), size, size, 3), dtype=np.uint8)
     for i, name in enumerate(names):
         try:
@@ -141,20 +175,18 @@ def load_utkface(root: Path, download: bool, size: int = 224) -> Pool:
         except (OSError, UnidentifiedImageError) as err:
             raise RuntimeError(f"cannot decode UTKFace image {folder / name}: {err}") from err
     labels = torch.tensor([utkface_label(n) for n in names], dtype=torch.int64)
-    order = np.random.RandomState(SPLIT_SEED).permutation(len(names))
-    n_test = int(0.2 * len(names))
-    order = torch.from_numpy(np.concatenate([order[n_test:], order[:n_test]]))
+    order = torch.from_numpy(utkface_order(len(names)))
     return Pool(torch.from_numpy(images).permute(0, 3, 1, 2)[order].contiguous(), labels[order],
-                n_train=len(names) - n_test)
+                n_train=len(names) - int(0.2 * len(names)))
 
 
 # each dataset's loader; its other facts are in catalog.py
-LOADERS: dict[str, Callable[[Path, bool, int], Pool]] = {
+LOADERS: dict[str, Callable[..., Pool]] = {
     "digits": load_digits,
     "mnist": _mnist_like("MNIST", "mnist"),
     "fashion_mnist": _mnist_like("FashionMNIST", "fashion_mnist"),
-    "cifar10": _cifar("CIFAR10", "cifar10", "cifar-10-batches-py"),
-    "cifar100": _cifar("CIFAR100", "cifar100", "cifar-100-python"),
+    "cifar10": _cifar("CIFAR10", "cifar10"),
+    "cifar100": _cifar("CIFAR100", "cifar100"),
     "utkface": load_utkface,
 }
 
@@ -178,11 +210,32 @@ def get_spec(name: str, image_size: int | None = None) -> DatasetSpec:
     return specs[name] if image_size is None else dataclasses.replace(specs[name], image_size=int(image_size))
 
 
-def load_pool(name: str, data_dir: str | Path = "data", download: bool = False, image_size: int | None = None) -> Pool:
+def load_pool(name: str, data_dir: str | Path = "data", download: bool = False, image_size: int | None = None,
+              verify_checksums: bool = True) -> Pool:
     """The decoded pool, resized once from the native images to the spec's (or the
-    given) square input size."""
+    given) square input size. `verify_checksums: false` reads CIFAR files whose MD5s are
+    not the real archive's (stand-in data); every other dataset has no checksum to skip."""
     spec = get_spec(name, image_size)
-    return spec.load(Path(data_dir), download, spec.image_size)
+    return spec.load(Path(data_dir), download, spec.image_size, verify_checksums)
+
+
+def fetch(name: str, data_dir: str | Path = "data", download: bool = False, verify_checksums: bool = True) -> dict:
+    """Download `name` into `data_dir` where needed (the workflow's one fetch_data job per
+    dataset; no other job downloads) and check it can be opened; returns what was found."""
+    root = Path(data_dir)
+    if name in catalog.TORCHVISION:
+        train, test = _torchvision_sets(catalog.TORCHVISION[name], name, root, download, verify_checksums)
+        sizes = {"train": len(train), "test": len(test)}
+    elif name == "utkface":
+        names = utkface_files(root / "UTKFace")
+        if not names:
+            raise _missing(name, root)
+        sizes = {"images": len(names), "without_race_field": sum(n.count("_") < 3 for n in names)}
+    else:
+        sizes = {}
+    folder = catalog.FILES.get(name, ("", ()))[0]
+    return {"dataset": name, "folder": str(root / folder) if folder else None, "download": download,
+            "verify_checksums": verify_checksums, **sizes}
 
 
 def make_splits(n_train: int, n_pool: int, val_fraction: float = 0.15, forget_fraction: float = 0.1,

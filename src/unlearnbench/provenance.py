@@ -94,7 +94,7 @@ def collect(config: dict, cwd=".") -> dict:
         "gpus": gpu_names(),
         "git": git_state(cwd),
         "config_sha256": config_hash(config),
-        "config": {"device": config.get("device"), "precision": config.get("precision")},
+        "config": {k: config.get(k) for k in ("device", "precision", "data_dir", "verify_checksums")},
         "executable": sys.executable,
     }
 

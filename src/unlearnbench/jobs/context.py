@@ -56,10 +56,10 @@ class Context(DeviceContext):
     metrics to every evaluation."""
 
     def __init__(self, dataset: str, splits_path, data_dir="data", download=False, device="auto",
-                 precision="fp32", threads=None, image_size=None):
+                 precision="fp32", threads=None, image_size=None, verify_checksums=True):
         super().__init__(dataset, device, precision, threads, image_size)
         indices = data.read_splits(splits_path)
-        pool = data.load_pool(dataset, data_dir, download, self.spec.image_size)
+        pool = data.load_pool(dataset, data_dir, download, self.spec.image_size, verify_checksums)
         pool_indices = [v for k, v in indices.items() if k in scenario_data.INDEX_ARRAYS and len(v)]
         if max(int(v.max()) for v in pool_indices) >= len(pool.labels):
             raise io.CorruptFileError(f"{splits_path} indexes past the {len(pool.labels)} examples of {dataset}")

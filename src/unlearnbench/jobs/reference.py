@@ -10,8 +10,9 @@ from ..train import Recipe, train
 from .context import Context
 
 
-def write_splits(dataset: str, out, data_dir="data", download=False, val_fraction=0.15, forget_fraction=0.1):
-    pool = data.load_pool(dataset, data_dir, download)
+def write_splits(dataset: str, out, data_dir="data", download=False, val_fraction=0.15, forget_fraction=0.1,
+                 verify_checksums=True):
+    pool = data.load_pool(dataset, data_dir, download, verify_checksums=verify_checksums)
     splits = data.make_splits(pool.n_train, len(pool.labels), val_fraction, forget_fraction)
     print({k: len(v) for k, v in splits.items()})
     io.save_npz(out, **splits)

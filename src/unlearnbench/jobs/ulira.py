@@ -36,10 +36,10 @@ class ShadowContext(DeviceContext):
     the split design."""
 
     def __init__(self, dataset: str, design_path, data_dir="data", download=False, device="auto",
-                 precision="fp32", threads=None, image_size=None):
+                 precision="fp32", threads=None, image_size=None, verify_checksums=True):
         super().__init__(dataset, device, precision, threads, image_size)
         self.design = ulira.Design.load(design_path)
-        pool = data.load_pool(dataset, data_dir, download, self.spec.image_size)
+        pool = data.load_pool(dataset, data_dir, download, self.spec.image_size, verify_checksums)
         d = self.design
         if max(int(d.pool.max()), int(d.val.max())) >= pool.n_train or \
                 not np.array_equal(pool.labels.numpy()[d.pool], d.labels):
@@ -81,8 +81,9 @@ class ShadowContext(DeviceContext):
 
 
 def write_design(dataset: str, out, n_splits: int, n_forget_sets: int, val_fraction: float = 0.05,
-                 forget_fraction: float = 0.1, data_dir="data", download=False) -> ulira.Design:
-    pool = data.load_pool(dataset, data_dir, download)
+                 forget_fraction: float = 0.1, data_dir="data", download=False,
+                 verify_checksums=True) -> ulira.Design:
+    pool = data.load_pool(dataset, data_dir, download, verify_checksums=verify_checksums)
     design = ulira.make_design(pool.n_train, pool.labels.numpy(), n_splits, n_forget_sets, val_fraction,
                                forget_fraction)
     design.save(out, dataset=np.array(dataset))
