@@ -37,11 +37,12 @@ def problem(name: str, data_dir, download: bool) -> str | None:
     if name not in FILES or (download and name in TORCHVISION):
         return None
     folder, files = FILES[name]
-    missing = [f for f in files if not _present(Path(data_dir) / folder, f)]
+    where = Path(data_dir) / folder
+    missing = [f for f in files if not _present(where, f)]
     if not missing:
         return None
-    return (f"dataset '{name}': {Path(data_dir) / folder} lacks {', '.join(missing)} "
-            f"(expected layout: {expected(name, data_dir)}); {how_to_get(name, data_dir)}")
+    found = "it does not exist" if not where.is_dir() else f"{where} lacks {', '.join(missing)}"
+    return f"dataset '{name}': expected {expected(name, data_dir)}, but {found}; {how_to_get(name, data_dir)}"
 
 
 def problems(names, data_dir, download: bool) -> list[str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from unlearnbench import catalog
 from unlearnbench import config as ub_config
+from unlearnbench import data_files
 from unlearnbench import methods as ub_methods
 from unlearnbench.methods import REFERENCES
 from unlearnbench.provenance import config_hash
@@ -58,8 +59,13 @@ REPORT_FIGURES = [
 
 
 def data_options(dataset=None):
-    """Where the data is; for a model job (`dataset` given), the configured input size."""
-    options = {"data_dir": config["data_dir"], "download": config["download"]}
+    """Where the data is; for a model job (`dataset` given), the configured input size.
+    Only fetch_data downloads (download false here)."""
+    options = {
+        "data_dir": config["data_dir"],
+        "download": False,
+        "verify_checksums": config["verify_checksums"],
+    }
     size = config["training"].get(dataset, {}).get("image_size") if dataset else None
     return {**options, "image_size": size} if size else options
 
@@ -263,3 +269,17 @@ def final_outputs():
         *forgetting_outputs(),
         *scenario_outputs(),
     ]
+
+
+def check_data():
+    """Before any job starts (onstart: not in a dry run): every dataset still to be
+    fetched has its files in data_dir, or a download to fetch it."""
+    names = DATASETS + ([config["ulira"]["dataset"]] if config["ulira"]["enabled"] else [])
+    todo = [n for n in names if not Path(f"results/{n}/data.json").exists()]
+    problems = data_files.problems(todo, config["data_dir"], config["download"])
+    if problems:
+        raise WorkflowError("\n".join(["missing data:"] + problems))
+
+
+onstart:
+    check_data()

@@ -9,6 +9,7 @@
 rule ulira_splits:
     input:
         ulira_checked,
+        "results/{dataset}/data.json",
     output:
         f"{ULIRA_DIR}/splits.npz",
     log:

@@ -1,0 +1,129 @@
+"""The reviewer's path at fixture scale: stand-in data in the real on-disk formats
+(unlearnbench.fixtures), read by torchvision's own dataset classes; configs/paper-fixture.yaml
+keeps the paper's DAG; a missing dataset is named before any job starts."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from unlearnbench import data, data_files, fixtures
+
+from conftest import REPO, copy_workflow, snakemake
+
+DATASETS = ["mnist", "fashion_mnist", "cifar10", "cifar100", "utkface"]
+CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "utkface": 5}
+
+
+@pytest.fixture(scope="module")
+def fixture_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fixtures")
+    fixtures.write_all(out, train_per_class=4, test_per_class=2)
+    return out
+
+
+def _digest(folder) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def test_fixtures_are_deterministic(fixture_dir, tmp_path):
+    fixtures.write_all(tmp_path, train_per_class=4, test_per_class=2)
+    assert _digest(tmp_path) == _digest(fixture_dir)
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_torchvision_reads_every_fixture_with_every_class(fixture_dir, name):
+    pool = data.load_pool(name, fixture_dir, verify_checksums=False, image_size=16)
+    assert pool.images.shape[1:] == (3, 16, 16) and str(pool.images.dtype) == "torch.uint8"
+    n_classes = CLASSES[name]
+    assert set(pool.labels[:pool.n_train].tolist()) == set(range(n_classes))
+    if name != "utkface":  # utkface's test part is a random 20 %, as the reference's
+        assert set(pool.labels[pool.n_train:].tolist()) == set(range(n_classes))
+    assert data_files.problem(name, fixture_dir, download=False) is None
+
+
+def test_real_cifar_files_keep_being_checked(fixture_dir):
+    """The stand-in CIFAR files fail torchvision's MD5 check unless verify_checksums is off."""
+    with pytest.raises(data.DatasetMissingError, match="cifar10"):
+        data.load_pool("cifar10", fixture_dir)
+
+
+def test_utkface_keeps_the_malformed_names_and_splits_as_the_reference(fixture_dir):
+    """The reference (munl/datasets/utkface.py) keeps every *.jpg, labels min(age // 20, 4),
+    and puts the first 20 % of default_rng(123).permutation(n) in the test part."""
+    names = data.utkface_files(fixture_dir / "UTKFace")
+    assert set(fixtures.UTKFACE_MALFORMED) <= set(names)
+    n = len(names)
+    labels = np.array([min(int(x.split(".")[0].split("_")[0]) // 20, 4) for x in names])
+    perm = np.random.default_rng(123).permutation(np.arange(n))
+    n_test = int(0.2 * n)
+    pool = data.load_pool("utkface", fixture_dir, image_size=8)
+    assert pool.n_train == n - n_test
+    assert pool.labels.tolist() == labels[np.concatenate([perm[n_test:], perm[:n_test]])].tolist()
+    assert data.fetch("utkface", fixture_dir)["without_race_field"] == 3
+
+
+def test_a_missing_dataset_names_its_folder_layout_and_source(tmp_path):
+    message = data_files.problem("cifar100", tmp_path, download=False)
+    assert "cifar100" in message and str(tmp_path / "cifar-100-python") in message and "download: true" in message
+    assert data_files.problem("cifar100", tmp_path, download=True) is None
+    utk = data_files.problem("utkface", tmp_path, download=True)  # no download exists
+    assert "susanqq.github.io/UTKFace" in utk and "download: true" not in utk
+    with pytest.raises(data.DatasetMissingError, match="susanqq"):
+        data.load_pool("utkface", tmp_path)
+
+
+def test_missing_data_fails_before_any_job(tmp_path, fixture_dir):
+    work = copy_workflow(tmp_path / "work")
+    shutil.copytree(REPO / "configs", work / "configs")
+    data_dir = tmp_path / "data"
+    shutil.copytree(fixture_dir, data_dir)
+    shutil.rmtree(data_dir / "cifar-100-python")
+    run = snakemake(work, "-c1", "--configfile", "configs/paper.yaml", "configs/paper-fixture.yaml",
+                    "--config", f"data_dir={data_dir}", check=False)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert f"dataset 'cifar100': expected {data_dir}/cifar-100-python/" in out and "download: true" in out
+    assert "mnist':" not in out  # the present ones are not named
+    assert not (work / "results").exists() and not (work / "logs").exists(), "a job started"
+
+
+# --- the overlay keeps the paper's DAG -------------------------------------------------------
+
+# Wildcards that only count things the overlay shrinks: model seeds and U-LiRA's splits.
+COUNTS = {"seed", "split"}
+
+
+def _dag(work, *configfiles) -> dict[str, set]:
+    """rule -> the set of its jobs' wildcard values, counts left out, from a dry run."""
+    run = snakemake(work, "-n", "--configfile", *configfiles, "--config", "data_dir=absent")
+    jobs = defaultdict(set)
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", run.stdout):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        if not head:
+            continue
+        wild = re.search(r"^\s+wildcards: (.*)$", block, flags=re.M)
+        pairs = dict(kv.split("=", 1) for kv in wild.group(1).split(", ")) if wild else {}
+        jobs[head.group(1)].add(tuple(sorted((k, v) for k, v in pairs.items() if k not in COUNTS)))
+    return jobs
+
+
+def test_the_fixture_overlay_keeps_the_paper_dag(tmp_path):
+    work = copy_workflow(tmp_path / "work")
+    shutil.copytree(REPO / "configs", work / "configs")
+    paper = _dag(work, "configs/paper.yaml")
+    fixture = _dag(work, "configs/paper.yaml", "configs/paper-fixture.yaml")
+    assert sorted(fixture) == sorted(paper)
+    for rule in paper:
+        assert fixture[rule] == paper[rule], rule
+    methods = {dict(w)["method"] for w in paper["unlearn"]}
+    assert len(methods) == 18 and len(paper["unlearn"]) == 5 * 2 * 18
