@@ -127,3 +127,48 @@ def test_the_fixture_overlay_keeps_the_paper_dag(tmp_path):
         assert fixture[rule] == paper[rule], rule
     methods = {dict(w)["method"] for w in paper["unlearn"]}
     assert len(methods) == 18 and len(paper["unlearn"]) == 5 * 2 * 18
+
+
+# --- figures survive a column that is NaN on every row ---------------------------------------
+
+@pytest.mark.workflow
+def test_every_figure_survives_columns_nan_on_every_row(tmp_path):
+    """At fixture scale every model can get every forget example wrong (FA = 0: FR and
+    RetDev undefined on every row), and an attack can be undefined (MIA NaN:
+    Indisc NaN): the tables print "–", the figures are drawn with a note."""
+    from synthetic import synthetic_metrics
+
+    work = copy_workflow(tmp_path / "wf")
+    (work / "results").mkdir()
+    frame = synthetic_metrics(settings=(("digits", "smallcnn"), ("digits", "resnet18")), seeds=(0, 1),
+                              methods=["ft", "ga", "scrub"], rng_seed=1)
+    frame["forget_acc"] = 0.0  # FR = 0 / 0
+    frame[["val_mia", "test_mia"]] = np.nan
+    frame.to_csv(work / "results/metrics.csv", index=False)
+    figures = ["figure_retention", "figure_rte", "figure_rank_heatmap", "figure_seed_spread",
+               "figure_critical_difference"]
+    snakemake(work, "--cores", "2", *figures)
+    for name in ("retention_vs_indiscernibility", "rte", "rank_heatmap", "seed_spread", "critical_difference"):
+        assert (work / f"figures/{name}.png").stat().st_size > 0, name
+    main = (work / "results/tables/main.md").read_text()
+    assert "–" in main
+
+
+def test_a_ulira_table_without_attack_pairs_says_why(tmp_path):
+    from unlearnbench import io
+    from unlearnbench.attacks import ulira
+    from unlearnbench.report import tables
+
+    paths = []
+    for kind, label in (("retrained", np.array([0, 0, 0])), ("ft", np.array([1, 0, 1, 0]))):
+        metrics = ulira.attack_metrics(label, np.linspace(-1, 1, len(label)))
+        row = {"dataset": "cifar10", "model": "resnet18", "kind": kind, "splits": 4, "forget_sets": 4,
+               "statistic": "logit", "min_samples": 32, "holdout": True, "auc_std": np.nan, "n_unscored": 7,
+               "mean_p_forgotten": np.nan, "mean_p_never_seen": 0.4, "forget_acc": 0.1, "out_acc": 0.1,
+               **metrics}
+        paths.append(tmp_path / f"{kind}.json")
+        io.write_json(paths[-1], row)
+    tables.write_ulira_table(paths, tmp_path / "u.csv", tmp_path / "u.md")
+    md = (tmp_path / "u.md").read_text()
+    assert "Retrained (reference): no forgotten pairs" in md and "7 target pairs were left unscored" in md
+    assert "raise ulira.splits or ulira.forget_sets" in md and "FT:" not in md

@@ -71,6 +71,15 @@ def _label(method: str, diverged: bool = False) -> str:
 DIVERGED_Y = -0.12  # where the retention figure puts diverged models, below Indisc's range [0, 1]
 
 
+def no_values(ax, what: str) -> None:
+    """An empty panel that says why: `what` is NaN on every row it would draw (the
+    tables print "–" for it; e.g. RetDev when the retrained model's FA is 0)."""
+    ax.text(0.5, 0.5, f"nothing to draw: {what} is undefined (NaN)\non every row; the tables print \"–\"",
+            ha="center", va="center", transform=ax.transAxes, fontsize=9, color="0.3")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def _flag(frame: pd.DataFrame) -> pd.Series:
     return frame["diverged"].fillna(False).astype(bool) if "diverged" in frame else pd.Series(False, frame.index)
 
@@ -260,7 +269,13 @@ def seed_spread(metrics_csv, png, pdf) -> None:
     floor = 1e-3
     for ax, (dataset, model) in zip(axes.flat, settings):
         block = unlearned[(unlearned["dataset"] == dataset) & (unlearned["model"] == model)].copy()
-        block["RetDev_plot"] = block["RetDev"].clip(lower=floor)
+        n_seeds = block["seed"].nunique()
+        ax.set_title(f"{dataset} / {model} ({n_seeds} seed{'s' if n_seeds != 1 else ''})", pad=14)
+        finite = np.isfinite(block["RetDev"])
+        if not finite.any():
+            no_values(ax, "per-seed RetDev")
+            continue
+        block["RetDev_plot"] = block["RetDev"].where(finite).clip(lower=floor)
         # diverged methods (on any seed) below the others, each part by median RetDev
         g = block.groupby("method")
         key = pd.DataFrame({"d": g["diverged"].any(), "r": g["RetDev"].median()})
@@ -273,7 +288,7 @@ def seed_spread(metrics_csv, png, pdf) -> None:
         sns.stripplot(data=block, x="RetDev_plot", y="method", order=order, hue="method", palette=palette,
                       size=4, jitter=0.15, edgecolor="black", linewidth=0.4, ax=ax, legend=False)
         original = per[(per["dataset"] == dataset) & (per["model"] == model) & (per["method"] == "original")]
-        if len(original):
+        if len(original) and np.isfinite(original["RetDev"].mean()):
             ax.axvline(max(original["RetDev"].mean(), floor), color="0.4", linestyle="--", linewidth=1)
             ax.text(max(original["RetDev"].mean(), floor), -0.8, "original", ha="center", va="bottom",
                     fontsize=8, color="0.3")
@@ -286,8 +301,6 @@ def seed_spread(metrics_csv, png, pdf) -> None:
                 fontsize=8, fontweight="bold")
         ax.set_yticks(range(len(order)), [_label(m, m in div) for m in order])
         ax.set_ylim(len(order) - 0.5, -1.0)
-        n_seeds = block["seed"].nunique()
-        ax.set_title(f"{dataset} / {model} ({n_seeds} seed{'s' if n_seeds != 1 else ''})", pad=14)
         ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:g}"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())

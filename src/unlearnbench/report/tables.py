@@ -392,6 +392,27 @@ ULIRA_COLUMNS = [("accuracy", "Acc. (P>0.5)"), ("best_balanced_accuracy", "Best 
                  ("forget_acc", "FA"), ("out_acc", "OUT acc.")]
 
 
+def ulira_empty_notes(table: pd.DataFrame) -> list[str]:
+    """Why a row has no attack pairs (its metrics are then "–")."""
+    notes = []
+    for _, r in table.iterrows():
+        if int(r["n_forgotten"]) and int(r["n_never_seen"]):
+            continue
+        unscored = r.get("n_unscored", math.nan)
+        side = "forgotten" if not int(r["n_forgotten"]) else "never-seen"
+        if side == "never-seen" and r.get("statistic") == "correctness" and not r.get("holdout", True):
+            notes.append(f"{kind_label(r['method'])}: the reference's procedure scores forgotten examples "
+                         "only, so the metrics that need never-seen ones are \"–\".\n")
+            continue
+        notes.append(
+            f"{kind_label(r['method'])}: no {side} pairs, so no attack metrics. "
+            + (f"{int(unscored)} target pairs were left unscored: " if not pd.isna(unscored) else "")
+            + "an example is scored only where the fits hold a forgotten and a never-seen value of it "
+              "(from the other splits when each target split is held out); the bank is too small for "
+              "that, raise ulira.splits or ulira.forget_sets.\n")
+    return notes
+
+
 def write_ulira_table(json_paths: Sequence, out_csv, out_md) -> pd.DataFrame:
     """results/tables/ulira.{csv,md} from the attack jobs' metrics JSONs."""
     rows = [io.read_json(p) for p in json_paths]
@@ -423,6 +444,7 @@ def write_ulira_table(json_paths: Sequence, out_csv, out_md) -> pd.DataFrame:
         row["pairs (forgotten / never seen)"] = f"{int(r['n_forgotten'])} / {int(r['n_never_seen'])}"
         shown.append(row)
     lines.append(pd.DataFrame(shown).to_markdown(index=False) + "\n")
+    lines += ulira_empty_notes(table)
     io.write_text(out_md, "\n".join(lines + methods.legend(table["method"])))
     print(table.to_string())
     return table
