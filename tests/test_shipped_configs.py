@@ -68,10 +68,16 @@ ulira:
 """)
 
 
+# Overlays, merged after the file they change (--configfile configs/paper.yaml configs/paper-fixture.yaml)
+OVERLAYS = {"paper-fixture.yaml": "paper.yaml"}
+
+
 def resolve(base: dict, path: Path) -> dict:
-    """The configuration a run with `--configfile path` sees over `base` as config.yaml."""
+    """The configuration a run with `--configfile path` sees over `base` as config.yaml
+    (an overlay: `--configfile <what it overlays> path`)."""
     merged = copy.deepcopy(base)
-    update_config(merged, yaml.safe_load(path.read_text()))
+    for part in ([path.parent / OVERLAYS[path.name]] if path.name in OVERLAYS else []) + [path]:
+        update_config(merged, yaml.safe_load(part.read_text()))
     return ub_config.validate_ulira(ub_config.validate(merged))
 
 
@@ -97,6 +103,9 @@ def test_shipped_config_pins_every_key_of_the_schema(path):
     be declared not part of the protocol), or config.yaml could change what it runs."""
     schema = ub_config.load_schema()["properties"]
     given = yaml.safe_load(path.read_text())
+    if path.name in OVERLAYS:  # what it does not set comes from the file it overlays
+        given = copy.deepcopy(yaml.safe_load((path.parent / OVERLAYS[path.name]).read_text()))
+        update_config(given, yaml.safe_load(path.read_text()))
     missing = [k for k in schema if k not in given and k not in NOT_PROTOCOL]
     for section in ("splits", "search", "ulira"):
         inner = given.get(section) or {}
@@ -131,6 +140,7 @@ def check_paper(config: dict) -> None:
     assert not ub_config.search_one_job(config)  # a job per study: 100 trials each
     assert config["precision"] == "fp32" and config["device"] == "cuda"
     assert [e["kind"] for e in config["scenarios"]] == ["random"]  # the paper's only scenario
+    assert config["verify_checksums"] is True
     u = config["ulira"]
     assert u["enabled"] and (u["dataset"], u["model"]) == ("cifar10", "resnet18")
     assert (u["splits"], u["forget_sets"]) == (64, 10)
@@ -146,7 +156,29 @@ def check_paper(config: dict) -> None:
     assert u["target_splits"] == list(range(64))
 
 
-PROTOCOLS = {"paper.yaml": check_paper}
+def check_paper_fixture(config: dict) -> None:
+    """configs/paper-fixture.yaml over configs/paper.yaml: the paper's grid at fixture
+    scale, differing only in sizes, the device and the data checks (the DAG's shape:
+    tests/test_paper_fixture.py)."""
+    paper = resolve({}, REPO / "configs" / "paper.yaml")
+    sizes = {"seeds", "training", "search", "device", "verify_checksums", "ulira"}
+    assert {k: v for k, v in config.items() if k not in sizes} == {k: v for k, v in paper.items() if k not in sizes}
+    assert config["seeds"] == [0] and config["device"] == "cpu" and config["verify_checksums"] is False
+    for dataset in config["datasets"]:  # one epoch, the paper's batch and input sizes
+        assert ub_config.recipe(config, dataset) == {**ub_config.recipe(paper, dataset), "epochs": 1}
+    assert config["training"] == {d: {"epochs": 1} for d in config["datasets"]}
+    search = config["search"]
+    assert ub_config.search_trials(config, "resnet18") == 1 and search["seeds"] == [0]
+    assert not ub_config.search_one_job(config)  # a job per study, as the paper grid
+    assert {k: v for k, v in search.items() if k not in ("trials", "seeds", "on_no_complete_trial")} == {
+        k: v for k, v in paper["search"].items() if k not in ("trials", "seeds", "on_no_complete_trial")}
+    u, p = config["ulira"], paper["ulira"]
+    changed = {"splits", "forget_sets", "epochs", "search_trials", "search_splits", "target_splits", "one_job"}
+    assert {k: v for k, v in u.items() if k not in changed} == {k: v for k, v in p.items() if k not in changed}
+    assert u["one_job"] is False and u["target_splits"] == list(range(u["splits"]))
+
+
+PROTOCOLS = {"paper.yaml": check_paper, "paper-fixture.yaml": check_paper_fixture}
 
 
 @pytest.mark.parametrize("base", ["shipped", "hostile", "none"])
