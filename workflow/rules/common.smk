@@ -274,7 +274,9 @@ def final_outputs():
 def check_data():
     """Before any job starts (onstart: not in a dry run): every dataset still to be
     fetched has its files in data_dir, or a download to fetch it."""
-    names = DATASETS + ([config["ulira"]["dataset"]] if config["ulira"]["enabled"] else [])
+    names = DATASETS + (
+        [config["ulira"]["dataset"]] if config["ulira"]["enabled"] else []
+    )
     todo = [n for n in names if not Path(f"results/{n}/data.json").exists()]
     problems = data_files.problems(todo, config["data_dir"], config["download"])
     if problems:
