@@ -172,3 +172,25 @@ def test_a_ulira_table_without_attack_pairs_says_why(tmp_path):
     md = (tmp_path / "u.md").read_text()
     assert "Retrained (reference): no forgotten pairs" in md and "7 target pairs were left unscored" in md
     assert "raise ulira.splits or ulira.forget_sets" in md and "FT:" not in md
+
+
+def test_the_overlay_ulira_bank_scores_pairs_on_the_default_fixture(tmp_path):
+    """configs/paper-fixture.yaml's U-LiRA bank, on `python -m unlearnbench.fixtures`'s
+    default cifar10, gives both kinds of attack pairs (2 splits give none)."""
+    import yaml
+
+    from unlearnbench.attacks import ulira
+
+    u = yaml.safe_load((REPO / "configs/paper-fixture.yaml").read_text())["ulira"]
+    paper = yaml.safe_load((REPO / "configs/paper.yaml").read_text())["ulira"]
+    fixtures.write_all(tmp_path)  # the defaults
+    pool = data.load_pool("cifar10", tmp_path, verify_checksums=False, image_size=4)
+    counts = {}
+    for k in (2, u["splits"]):
+        design = ulira.make_design(pool.n_train, pool.labels.numpy(), k, u["forget_sets"], paper["val_fraction"],
+                                   paper["forget_fraction"])
+        values = np.random.default_rng(0).normal(size=(k, u["forget_sets"], design.n_pool))
+        m = ulira.summarise(ulira.score(values, design, paper["min_samples"]))
+        counts[k] = (m["n_forgotten"], m["n_never_seen"])
+    assert counts[2] == (0, 0)
+    assert min(counts[u["splits"]]) > 0, counts
