@@ -23,7 +23,7 @@ CLASSES = {"mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100, "ut
 @pytest.fixture(scope="module")
 def fixture_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("fixtures")
-    fixtures.write_all(out, train_per_class=4, test_per_class=2)
+    fixtures.write_all(out, train_per_class=11, test_per_class=1, utkface_per_class=27)  # the smallest allowed
     return out
 
 
@@ -36,8 +36,19 @@ def _digest(folder) -> str:
 
 
 def test_fixtures_are_deterministic(fixture_dir, tmp_path):
-    fixtures.write_all(tmp_path, train_per_class=4, test_per_class=2)
+    fixtures.write_all(tmp_path, train_per_class=11, test_per_class=1, utkface_per_class=27)
     assert _digest(tmp_path) == _digest(fixture_dir)
+
+
+def test_fixtures_too_small_for_the_attack_are_refused_before_writing(tmp_path):
+    """100 mnist train images give a forget set of 9 (docs/protocol.md §2), under the 10
+    members the MIA needs."""
+    assert fixtures.split_sizes(100, 10) == {"retain": 76, "forget": 9, "val": 15, "test": 10}
+    for n_train in (100, 111, 123):  # as the workflow's splits
+        assert fixtures.split_sizes(n_train, 10) == {k: len(v) for k, v in data.make_splits(n_train, n_train + 10).items()}
+    with pytest.raises(ValueError, match=r"mnist: 100 train / 10 test images give a \{'forget': 9\}"):
+        fixtures.write_all(tmp_path / "out", train_per_class=10, test_per_class=1)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("name", DATASETS)

@@ -19,6 +19,7 @@ the real archive's, which no stand-in can match: run them with `verify_checksums
 from __future__ import annotations
 
 import argparse
+import math
 import pickle
 import struct
 import time
@@ -63,13 +64,13 @@ def write_mnist_like(out: Path, folder: str, rng: np.random.Generator, train_per
     raw = out / folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     patterns = _patterns(rng, 10, (28, 28))
-    n = 0
+    n = []
     for prefix, per_class in (("train", train_per_class), ("t10k", test_per_class)):
         labels = _labels(rng, 10, per_class)
         _idx(raw / f"{prefix}-images-idx3-ubyte", _images(rng, patterns, labels))
         _idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
-        n += len(labels)
-    return n
+        n.append(len(labels))
+    return n[0], n[1]
 
 
 def _pickle(path: Path, obj: dict) -> None:
@@ -96,14 +97,14 @@ def write_cifar10(out: Path, rng: np.random.Generator, train_per_class: int, tes
         "filenames": [f"fixture_test_{j}.png" for j in range(len(test))]})
     _pickle(folder / "batches.meta", {"label_names": [f"class{c}" for c in range(10)],
                                       "num_cases_per_batch": len(batches[0]), "num_vis": 3072})
-    return len(train) + len(test)
+    return len(train), len(test)
 
 
 def write_cifar100(out: Path, rng: np.random.Generator, train_per_class: int, test_per_class: int) -> int:
     folder = out / "cifar-100-python"
     folder.mkdir(parents=True, exist_ok=True)
     patterns = _patterns(rng, 100, (3, 32, 32))
-    n = 0
+    n = []
     for part, per_class in (("train", train_per_class), ("test", test_per_class)):
         fine = _labels(rng, 100, per_class)
         _pickle(folder / part, {
@@ -111,10 +112,10 @@ def write_cifar100(out: Path, rng: np.random.Generator, train_per_class: int, te
             "coarse_labels": (fine // 5).tolist(),  # 20 superclasses of 5 classes, as the archive
             "data": _images(rng, patterns, fine).reshape(len(fine), -1),
             "filenames": [f"fixture_{part}_{j}.png" for j in range(len(fine))]})
-        n += len(fine)
+        n.append(len(fine))
     _pickle(folder / "meta", {"fine_label_names": [f"class{c}" for c in range(100)],
                               "coarse_label_names": [f"superclass{c}" for c in range(20)]})
-    return n
+    return n[0], n[1]
 
 
 def write_utkface(out: Path, rng: np.random.Generator, per_class: int) -> int:
@@ -136,24 +137,61 @@ def write_utkface(out: Path, rng: np.random.Generator, per_class: int) -> int:
     labels += [min(int(n.split("_", 1)[0]) // 20, 4) for n in UTKFACE_MALFORMED]
     for name, image in zip(names, _images(rng, patterns, np.array(labels))):
         Image.fromarray(image).save(folder / name, format="JPEG", quality=90)
-    return len(names)
+    n_test = int(0.2 * len(names))  # the loader's cut (data.utkface_order)
+    return len(names) - n_test, n_test
 
 
-def write_all(out, train_per_class: int = 20, test_per_class: int = 5, seed: int = 0) -> dict[str, int]:
-    """Every paper dataset under `out`; returns the number of images written per dataset.
-    CIFAR-100 gets max(1, train_per_class // 10) train and max(1, test_per_class // 5)
-    test images per class (100 classes), UTKFace train_per_class + test_per_class per age
-    class (it has no official test part)."""
-    if train_per_class < 1 or test_per_class < 1:
-        raise ValueError(f"need at least one image per class in each part, got {train_per_class}, {test_per_class}")
+def split_sizes(n_train: int, n_test: int, val_fraction: float = 0.15, forget_fraction: float = 0.1) -> dict:
+    """docs/protocol.md §2's split sizes (held-out parts round up, as data.make_splits)."""
+    val = math.ceil(val_fraction * n_train)
+    forget = math.ceil(forget_fraction * (n_train - val))
+    return {"retain": n_train - val - forget, "forget": forget, "val": val, "test": n_test}
+
+
+def planned(train_per_class: int, test_per_class: int, utkface_per_class: int) -> dict[str, tuple[int, int, int]]:
+    """Per dataset: (train images per class, test images per class, UTKFace: images per
+    age class). CIFAR-100 gets a tenth of the train images (rounded up) and a fifth of
+    the test images (at least 1) per class: it has 100 classes. UTKFace has no official
+    test part (the loader cuts 20 %)."""
+    ten = (train_per_class, test_per_class, 0)
+    return {"mnist": ten, "fashion_mnist": ten, "cifar10": ten,
+            "cifar100": (-(-train_per_class // 10), max(1, test_per_class // 5), 0),
+            "utkface": (0, 0, utkface_per_class)}
+
+
+def _train_test(name: str, plan: tuple[int, int, int]) -> tuple[int, int]:
+    if name == "utkface":
+        n = 5 * plan[2] + len(UTKFACE_MALFORMED)
+        return n - int(0.2 * n), int(0.2 * n)
+    classes = 100 if name == "cifar100" else 10
+    return classes * plan[0], classes * plan[1]
+
+
+def write_all(out, train_per_class: int = 20, test_per_class: int = 5, utkface_per_class: int = 30,
+              seed: int = 0) -> dict[str, tuple[int, int]]:
+    """Every paper dataset under `out` (sizes: `planned`); returns (train, test) images per
+    dataset. Refuses, before writing, sizes whose forget, val or test part would hold fewer
+    examples than a membership attack needs."""
+    from .attacks.mia import MIN_MEMBERS
+
+    if min(train_per_class, test_per_class, utkface_per_class) < 1:
+        raise ValueError("need at least one image per class in each part, got "
+                         f"{train_per_class}, {test_per_class}, {utkface_per_class}")
+    plan = planned(train_per_class, test_per_class, utkface_per_class)
+    for name, p in plan.items():
+        n_train, n_test = _train_test(name, p)
+        small = {k: v for k, v in split_sizes(n_train, n_test).items() if k != "retain" and v < MIN_MEMBERS}
+        if small:
+            raise ValueError(f"{name}: {n_train} train / {n_test} test images give a {small} split, under the "
+                             f"{MIN_MEMBERS} a membership attack needs; raise --train-per-class / --test-per-class")
     out = Path(out)
     rng = np.random.default_rng(seed)
     return {
-        "mnist": write_mnist_like(out, "MNIST", rng, train_per_class, test_per_class),
-        "fashion_mnist": write_mnist_like(out, "FashionMNIST", rng, train_per_class, test_per_class),
-        "cifar10": write_cifar10(out, rng, train_per_class, test_per_class),
-        "cifar100": write_cifar100(out, rng, max(1, train_per_class // 10), max(1, test_per_class // 5)),
-        "utkface": write_utkface(out, rng, train_per_class + test_per_class),
+        "mnist": write_mnist_like(out, "MNIST", rng, *plan["mnist"][:2]),
+        "fashion_mnist": write_mnist_like(out, "FashionMNIST", rng, *plan["fashion_mnist"][:2]),
+        "cifar10": write_cifar10(out, rng, *plan["cifar10"][:2]),
+        "cifar100": write_cifar100(out, rng, *plan["cifar100"][:2]),
+        "utkface": write_utkface(out, rng, plan["utkface"][2]),
     }
 
 
@@ -161,14 +199,20 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m unlearnbench.fixtures", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="the data_dir to write (created if missing)")
     parser.add_argument("--train-per-class", type=int, default=20,
-                        help="train images per class (CIFAR-100: a tenth of it); default 20")
+                        help="train images per class (CIFAR-100: a tenth); default 20")
     parser.add_argument("--test-per-class", type=int, default=5,
-                        help="test images per class (CIFAR-100: a fifth of it); default 5")
+                        help="test images per class (CIFAR-100: a fifth); default 5")
+    parser.add_argument("--utkface-per-class", type=int, default=30,
+                        help="UTKFace images per age class (5 classes, plus the 3 names without a race field; "
+                             "the loader takes 20 %% as test); default 30")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    counts = write_all(args.out, args.train_per_class, args.test_per_class, args.seed)
-    print(", ".join(f"{k} {v}" for k, v in counts.items()) + f" images under {args.out} "
+    try:
+        counts = write_all(args.out, args.train_per_class, args.test_per_class, args.utkface_per_class, args.seed)
+    except ValueError as err:
+        parser.error(str(err))
+    print(", ".join(f"{k} {a}+{b}" for k, (a, b) in counts.items()) + f" (train+test) images under {args.out} "
           f"in {time.perf_counter() - start:.1f} s")
 
 

@@ -13,6 +13,9 @@ import numpy as np
 MIA_SEED = 123
 
 
+# the fewest members and non-members an attack is fitted on (its 10-fold cross-validation)
+MIN_MEMBERS = 10
+
 def mia_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray, seed: int = MIA_SEED) -> float:
     # Imported here: scikit-learn takes a second to import, which table and figure jobs
     # (they import the method registry, hence evaluate) need not pay.
@@ -23,8 +26,8 @@ def mia_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray, seed: 
     members = rng.permutation(np.asarray(member_losses, dtype=np.float64))
     nonmembers = rng.permutation(np.asarray(nonmember_losses, dtype=np.float64))
     n = min(len(members), len(nonmembers))
-    if n < 10:
-        raise ValueError(f"MIA needs at least 10 members and non-members, got {len(members)} and {len(nonmembers)}")
+    if n < MIN_MEMBERS:
+        raise ValueError(f"MIA needs at least {MIN_MEMBERS} members and non-members, got {len(members)} and {len(nonmembers)}")
     x = np.concatenate([members[:n], nonmembers[:n]])[:, None]
     y = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
     cv = StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=seed)
