@@ -205,3 +205,58 @@ def test_the_overlay_ulira_bank_scores_pairs_on_the_default_fixture(tmp_path):
         counts[k] = (m["n_forgotten"], m["n_never_seen"])
     assert counts[2] == (0, 0)
     assert min(counts[u["splits"]]) > 0, counts
+
+
+# --- through SLURM: a slice of the overlay, TinyViT at the paper's 224x224 ---------------------
+
+@pytest.mark.slurm
+@pytest.mark.workflow
+def test_the_fixture_overlay_runs_through_slurm(tmp_path):
+    """`--profile profiles/slurm` on the overlay, narrowed to utkface / tinyvit11m at
+    224x224 and one method with U-LiRA off (the whole overlay does not fit CI:
+    docs/performance.md): fixtures -> fetch_data -> splits -> SLURM jobs -> every table
+    and figure of `all`, a row per (dataset, model, method), every number finite or
+    flagged. TinyViT runs at utkface's 224x224: the overlay sets no image_size
+    (test_shipped_configs.py). Memory requests are cut to the fixtures' size (utkface
+    asks for 24 GB, more than a CI node has)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import yaml
+
+    from test_slurm import _cluster_problem
+
+    problem = _cluster_problem()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"SLURM test cannot run in CI: {problem}")
+        pytest.skip(problem)
+    work = copy_workflow(tmp_path / "work")
+    shutil.copytree(REPO / "configs", work / "configs")
+    data_dir = tmp_path / "data"
+    fixtures.write_all(data_dir, train_per_class=11, test_per_class=1, utkface_per_class=27)
+    (work / "narrow.yaml").write_text(yaml.safe_dump(
+        {"datasets": ["utkface"], "models": ["tinyvit11m"], "methods": ["ft"], "ulira": {"enabled": False}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "SBATCH_", "SNAKEMAKE_PROFILE"))}
+    cmd = ["--profile", "profiles/slurm", "--slurm-status-command", "squeue", "--slurm-no-account",
+           "--slurm-init-seconds-before-status-checks", "2",
+           "--set-resources", *(f"{r}:mem_mb=3000" for r in ("train_reference", "search", "unlearn")),
+           "--configfile", "configs/paper.yaml", "configs/paper-fixture.yaml", "narrow.yaml",
+           "--config", f"data_dir={data_dir}"]
+    proc = subprocess.run([sys.executable, "-m", "snakemake", *cmd], cwd=work, env={**env, "PYTHONHASHSEED": "0"},
+                          capture_output=True, text=True, timeout=1500)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-6000:]
+    assert "has been submitted with SLURM jobid" in out
+    main = pd.read_csv(work / "results/tables/main.csv")
+    assert set(main["method"]) == {"original", "retrained", "ft"}
+    metrics = pd.read_csv(work / "results/metrics.csv")
+    assert metrics[["retain_acc", "forget_acc", "val_acc", "test_acc"]].notna().all().all()
+    for name in ("retention_vs_indiscernibility", "rte", "rank_heatmap", "seed_spread", "critical_difference"):
+        assert (work / f"figures/{name}.png").stat().st_size > 0, name
+    info = json.loads((work / "results/utkface/tinyvit11m/original/seed0.json").read_text())
+    assert info["epochs"] == 1 and json.loads((work / "results/provenance.json").read_text())[
+        "config"]["verify_checksums"] is False
