@@ -36,10 +36,10 @@ def memorisation_from_bank(design_path, bank_paths: Sequence, n_pool: int) -> np
 
 
 def write_scenario_split(entry: dict, dataset: str, base_splits, out, data_dir="data", download=False,
-                         design=None, banks: Sequence = ()) -> dict:
+                         design=None, banks: Sequence = (), verify_checksums=True) -> dict:
     """Build the scenario's split file from the random split and the pool's labels
     (and, for memorised/typical, U-LiRA's design and original banks)."""
-    pool = data.load_pool(dataset, data_dir, download)
+    pool = data.load_pool(dataset, data_dir, download, verify_checksums=verify_checksums)
     labels = pool.labels.numpy()
     memo = memorisation_from_bank(design, banks, len(labels)) if design else None
     arrays = scenario_data.build(entry, dataset, data.read_splits(base_splits), labels, memo)
