@@ -389,7 +389,8 @@ def test_attack_job_uses_the_reference_procedure_for_correctness_without_holdout
 
 def test_ulira_search_studies_share_one_sampler_seed(tmp_path, monkeypatch):
     """Every reference U-LiRA study is seeded with model seed 0 (NSGAIIISampler(seed=0))."""
-    from unlearnbench import search
+    from unlearnbench.config import SearchSettings
+    from unlearnbench.jobs import search as search_jobs
     from unlearnbench.jobs import ulira as ulira_jobs
 
     ulira_jobs.write_design("digits", tmp_path / "splits.npz", 2, 1)
@@ -404,12 +405,12 @@ def test_ulira_search_studies_share_one_sampler_seed(tmp_path, monkeypatch):
         seeds.append(sampler_seed)
         raise Stop
 
-    monkeypatch.setattr(search, "run_study", capture)
+    monkeypatch.setattr(search_jobs, "run_study", capture)
     for k in (0, 1):
         ulira_jobs.train_shadow_split(ctx, "smallcnn", k, {"epochs": 1}, tmp_path / f"o{k}.npz",
                                       tmp_path / f"r{k}.npz", tmp_path / f"w{k}.safetensors")
         with pytest.raises(Stop):
-            ulira_jobs.search_job(ctx, "smallcnn", "ft", k, 3, 2, tmp_path / f"w{k}.safetensors",
+            ulira_jobs.search_job(ctx, "smallcnn", "ft", k, SearchSettings(3, 2, {}), tmp_path / f"w{k}.safetensors",
                                   tmp_path / f"r{k}.npz", tmp_path / f"s{k}.csv", progress=False)
     assert seeds == [0, 0]
 

@@ -5,6 +5,7 @@ Free of torch (catalog.py, the method registry's literals): the workflow imports
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import jsonschema
 import yaml
@@ -145,6 +146,39 @@ def search_trials(config: dict, model: str) -> int:
     """Complete trials per study of `model` (search.trials, one number or per model)."""
     trials = config["search"]["trials"]
     return int(trials[model]) if isinstance(trials, dict) else int(trials)
+
+
+class SearchSettings(NamedTuple):
+    """What one study of a search needs from the config, built once here (search_settings,
+    ulira_search_settings) and passed to its rule as one param. A NamedTuple, not a
+    dataclass: Snakemake's params rerun trigger compares the reprs of tuples but skips
+    objects it cannot represent."""
+    trials: int
+    epoch_cap: int
+    method_params: dict
+    include_defaults: bool = False
+    start_from_defaults: bool = False
+    on_no_complete_trial: str = "fail"
+    max_batch_size: int | None = None
+
+
+def search_settings(config: dict, dataset: str, model: str, method: str) -> SearchSettings:
+    """The main search's settings of one (dataset, model, method)."""
+    s = config["search"]
+    return SearchSettings(search_trials(config, model), epoch_cap(config, dataset),
+                          dict(config["method_params"].get(method) or {}), bool(s["include_defaults"]),
+                          bool(s["start_from_defaults"]), on_no_complete_trial(config, method),
+                          catalog.DATASETS[dataset].max_search_batch)
+
+
+def ulira_search_settings(config: dict, method: str) -> SearchSettings:
+    """U-LiRA's search settings of `method`: its own budget and E_max, no defaults row or
+    enqueued defaults (the reference's has neither), the main search's
+    on_no_complete_trial."""
+    u = config["ulira"]
+    return SearchSettings(int(u["search_trials"]), ulira_epoch_cap(config),
+                          dict(config["method_params"].get(method) or {}), False, False,
+                          on_no_complete_trial(config, method), catalog.DATASETS[u["dataset"]].max_search_batch)
 
 
 # search.one_job: null fuses a method's jobs when every model's search is this small
