@@ -92,9 +92,12 @@ def claims(cd: dict) -> list[dict]:
         if not testable:
             verdict = blocked
         elif ok:
-            verdict = (f"consistent: {' and '.join(methods.label(m) for m in present)} "
+            # in a top group holding most of the field, membership says little: "not contradicted"
+            word = "consistent" if top <= cd["k"] / 2 else "not contradicted"
+            verdict = (f"{word}: {' and '.join(methods.label(m) for m in present)} "
                        f"{'are' if len(present) > 1 else 'is'} in the top group (not significantly worse than the "
-                       f"best-ranked method); the top group holds {top} of {cd['k']} methods")
+                       f"best-ranked method); the top group holds {top} of {cd['k']} methods "
+                       f"({100 * top / cd['k']:.0f} %)")
         else:
             worse = [methods.label(m) for m in present if not table.loc[m, "top_group"]]
             verdict = (f"contradicted: {' and '.join(worse)} {'rank' if len(worse) > 1 else 'ranks'} significantly "
