@@ -174,12 +174,25 @@ def test_on_no_complete_trial_defaults_runs_the_defaults_and_says_so(tmp_path):
     assert chosen_hyperparameters("ff", {"epochs": 2}, None)[1]["hp_source"] == "config"
 
 
+def study_inputs(tmp_path):
+    """A digits split file, smallcnn's initialisation as the original, made-up retrained
+    metrics and the job's Context: what one search study reads."""
+    from unlearnbench.jobs import reference
+    from unlearnbench.jobs.context import Context
+
+    base = tmp_path / "digits"
+    reference.write_splits("digits", base / "splits.npz")
+    reference.write_init("digits", "smallcnn", 0, base / "init.safetensors")
+    retrained = base / "retrained.json"
+    retrained.write_text(json.dumps({"retain_acc": 0.9, "forget_acc": 0.8, "val_acc": 0.8, "val_mia": 0.5}))
+    return base, retrained, Context("digits", base / "splits.npz", device="cpu", threads=1)
+
+
 def test_search_job_logs_and_records_every_failure_reason(tmp_path, monkeypatch, capsys):
     """A method whose unlearning fails in every trial: the study gives up, its trials CSV
     and log hold each trial's reason, and select_best then fails with them, traceback
     last in its log."""
-    from unlearnbench.jobs import reference, unlearn
-    from unlearnbench.jobs.context import Context
+    from unlearnbench.jobs import unlearn
     from unlearnbench.jobs.search import search_job, select_best_job
     from unlearnbench.logs import logging_to
 
@@ -187,12 +200,7 @@ def test_search_job_logs_and_records_every_failure_reason(tmp_path, monkeypatch,
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(unlearn, "unlearn_copy", failing)
-    base = tmp_path / "digits"
-    reference.write_splits("digits", base / "splits.npz")
-    reference.write_init("digits", "smallcnn", 0, base / "init.safetensors")
-    retrained = base / "retrained.json"
-    retrained.write_text(json.dumps({"retain_acc": 0.9, "forget_acc": 0.8, "val_acc": 0.8, "val_mia": 0.5}))
-    ctx = Context("digits", base / "splits.npz", device="cpu", threads=1)
+    base, retrained, ctx = study_inputs(tmp_path)
     csv = base / "smallcnn" / "search" / "ft" / "seed0.csv"
     search_job(ctx, "smallcnn", "ft", 0, SETTINGS._replace(trials=1), base / "init.safetensors", retrained, csv,
                progress=False)
@@ -211,16 +219,9 @@ def test_a_diverging_evaluation_is_a_complete_trial_with_infinite_objectives(tmp
     """docs/reference.md S2: a diverged model's evaluation fails; the trial is COMPLETE
     with infinite objectives and counts towards the budget (so a budget of 2 makes 2
     trials), and a study of only such trials has no usable trial for select_best."""
-    from unlearnbench.jobs import reference
-    from unlearnbench.jobs.context import Context
     from unlearnbench.jobs.search import search_job, select_best_job
 
-    base = tmp_path / "digits"
-    reference.write_splits("digits", base / "splits.npz")
-    reference.write_init("digits", "smallcnn", 0, base / "init.safetensors")
-    retrained = base / "retrained.json"
-    retrained.write_text(json.dumps({"retain_acc": 0.9, "forget_acc": 0.8, "val_acc": 0.8, "val_mia": 0.5}))
-    ctx = Context("digits", base / "splits.npz", device="cpu", threads=1)
+    base, retrained, ctx = study_inputs(tmp_path)
     monkeypatch.setattr(ctx, "evaluate", lambda net: {"retain_acc": 0.1, "forget_acc": 0.1, "val_acc": 0.1,
                                                       "val_mia": float("nan"), "diverged": True})
     csv = base / "smallcnn" / "search" / "ft" / "seed0.csv"

@@ -72,7 +72,9 @@ def search_params():
     """The search's settings (one config.SearchSettings), shared by the rules search,
     select_best and search_unlearn."""
     return dict(
-        search=lambda w: ub_config.search_settings(config, w.dataset, w.model, w.method),
+        search=lambda w: ub_config.search_settings(
+            config, w.dataset, w.model, w.method
+        ),
         data=lambda w: data_options(w.dataset),
         runtime=lambda w: runtime_options(),
     )
