@@ -1,12 +1,12 @@
 """Hyperparameter search engine (docs/protocol.md §5): the four objectives, a generic resumable
 Optuna study runner, the per-trial table, the method defaults moved into a search space,
-and the best-trial selection. The jobs that use it are unlearnbench/jobs/search.py (the
-`search` and `select_best` rules) and jobs/ulira.py (U-LiRA's search); the table of the
+and the best-trial selection. Its one user is the study runner of unlearnbench/jobs/search.py
+(`run_search`, shared by the main search and U-LiRA's, jobs/ulira.py); the table of the
 chosen settings is report/tables.py's write_hyperparameters_table.
 
-The study runner knows nothing about unlearning: it takes `space(trial, epoch_cap) ->
-hp` and `objective(hp) -> 4 floats` (or `objective(hp, trial)` when the objective needs
-the trial, e.g. its number), so U-LiRA's search can reuse it with its own objective.
+The engine knows nothing about unlearning: it takes `space(trial, epoch_cap) -> hp`
+and `objective(hp) -> 4 floats` (or `objective(hp, trial)` when the objective needs the
+trial, e.g. its number).
 
 Reproducibility: the sampler of trial number n is an NSGA-III sampler seeded from
 (sampler_seed, n), and the search job unlearns trial n with a seed derived from
