@@ -77,7 +77,7 @@ def test_claims_table_file_shows_the_numbers(tmp_path):
 
 
 def test_a_top_group_of_nearly_every_method_only_does_not_contradict_claim_1():
-    """Issue 26 item 11: MSG 11th and CT 15th of 18, in a top group of 16 of 18, were
+    """MSG 11th and CT 15th of 18, in a top group of 16 of 18, were
     called "consistent". A verdict's word matches its evidence: "not contradicted" with
     the share when the top group is most of the field, "consistent" when it is small."""
     names = methods.names()

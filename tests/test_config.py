@@ -236,7 +236,7 @@ def test_every_dataset_and_model_has_every_fact():
 
 @pytest.mark.workflow
 def test_a_config_file_that_is_not_a_yaml_mapping_fails_naming_file_and_line(tmp_path):
-    """Issue 26 item 5: Snakemake's own message names neither the file nor the line.
+    """Snakemake's own message names neither the file nor the line.
     config.yaml is checked before Snakemake reads it, before any job; a --configfile,
     which Snakemake reads first, by `python -m unlearnbench.config`."""
     import subprocess

@@ -244,7 +244,7 @@ def test_retention_figure_puts_diverged_models_below_every_other(tmp_path):
 
 
 def test_when_every_method_diverged_no_table_has_a_bold_value(tmp_path):
-    """Issue 26 item 4: with every method diverged, rankings.md bolded the smallest mean
+    """With every method diverged, rankings.md bolded the smallest mean
     rank. A diverged value is never bold, whatever the others are: main, RTE, rankings
     and critical-difference tables."""
     every = [(d, m, method) for d, m in SETTINGS for method in METHODS]

@@ -1,6 +1,6 @@
 """A real run killed with SIGKILL at several points and resumed with README's command
 ends with the files of an uninterrupted run (time columns aside); README's command
-started beside a live run leaves that run alone (issue 26 items 1 and 2)."""
+started beside a live run leaves that run alone."""
 
 from __future__ import annotations
 

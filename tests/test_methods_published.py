@@ -525,7 +525,7 @@ def test_ff_adds_fisher_noise_without_optimizer(splits, no_optimizer):
 def test_ff_times_its_whole_procedure_on_every_run(splits, monkeypatch):
     """Two runs in one process (a search's trials, search.one_job's final runs) each
     compute the Fisher diagonal, so their recorded times are of the same order (the
-    FF cache of issue 26 made the second ~300 times shorter) and their models equal."""
+    FF cache that kept F between runs made the second ~300 times shorter) and their models equal."""
     calls = []
     real = ff.fisher_diagonal
     monkeypatch.setattr(ff, "fisher_diagonal", lambda *a, **k: calls.append(a[2]) or real(*a, **k))

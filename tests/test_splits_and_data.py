@@ -144,7 +144,7 @@ def test_unknown_dataset_lists_valid_names():
 
 
 def test_split_files_are_validated_naming_the_file_and_the_overlap(tmp_path):
-    """Issue 26 item 3: a well-formed splits.npz whose forget indices were also added to
+    """A well-formed splits.npz whose forget indices were also added to
     retain trained the "retrained" model on the forget set, silently. Every read checks
     disjoint roles, ranges and the recorded sizes."""
     from unlearnbench import io
