@@ -186,3 +186,14 @@ def test_readme_command_beside_a_live_run_leaves_it_alone(tmp_path):
     kill(proc)
     snakemake(work, "--unlock", "--configfile", "tiny.yaml")  # after a kill, the same command works
     assert not locks.exists() or not any(locks.iterdir())
+
+
+def test_what_counts_as_a_snakemake_process():
+    from unlearnbench.locks import is_snakemake, live_runs
+
+    assert is_snakemake(["/usr/bin/python", "-m", "snakemake", "--cores", "2"])
+    assert is_snakemake(["/venv/bin/snakemake", "--unlock"])
+    assert is_snakemake(["python", ".snakemake/scripts/tmpab12.search.py"])  # a job of a run
+    assert not is_snakemake(["less", ".snakemake/log/2026.snakemake.log"])
+    assert not is_snakemake(["bash", "-c", "snakemake --unlock && snakemake"])  # its children count
+    assert live_runs(Path.cwd()) == [] or all(pid != os.getpid() for pid, _ in live_runs(Path.cwd()))

@@ -66,7 +66,7 @@ def _ancestors(pid: int) -> set[int]:
 def is_snakemake(argv: list[str]) -> bool:
     """A Snakemake process or one of its jobs: `snakemake` or `python -m snakemake` (the
     main process, a cluster or local job), or a script run from .snakemake/scripts/."""
-    return any(Path(a).name == "snakemake" or ".snakemake" in Path(a).parts or a == "snakemake" for a in argv)
+    return any(a == "snakemake" or Path(a).name == "snakemake" or ".snakemake/scripts/" in a for a in argv)
 
 
 def live_runs(folder, me: int | None = None) -> list[tuple[int, str]]:
