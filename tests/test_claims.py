@@ -80,7 +80,7 @@ def test_a_top_group_of_nearly_every_method_only_does_not_contradict_claim_1():
     """MSG 11th and CT 15th of 18, in a top group of 16 of 18, were
     called "consistent". A verdict's word matches its evidence: "not contradicted" with
     the share when the top group is most of the field, "consistent" when it is small."""
-    names = methods.names()
+    names = list(methods.PAPER_METHODS)
     rng = np.random.default_rng(0)
     # 18 methods, 4 blocks; the two worst methods far behind, the 16 others shuffled,
     # MSG and CT placed 11th and 15th in every block
