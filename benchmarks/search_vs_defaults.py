@@ -89,8 +89,9 @@ def main() -> None:
     for method in args.methods or [m for m in methods.names() if methods.applies(m, "random")]:
         out_csv = Path(args.out) / args.dataset / args.model / method / f"seed{args.seed}.csv"
         original, retrained = paths(args.seed)
-        frame = search_job(ctx, args.model, method, args.seed, trials_per_study, cap, original, retrained,
-                                  out_csv, progress=False, include_defaults=True, start_from_defaults=start)
+        settings = ub_config.search_settings(cfg, args.dataset, args.model, method)._replace(
+            trials=trials_per_study, include_defaults=True, start_from_defaults=start)
+        frame = search_job(ctx, args.model, method, args.seed, settings, original, retrained, out_csv, progress=False)
         default = frame[frame["number"] == search.DEFAULTS_NUMBER].iloc[0]
         trials = frame[frame["number"] >= 0]
         sampler = best_or_none({args.seed: trials}, method)

@@ -74,3 +74,31 @@ def test_claims_table_file_shows_the_numbers(tmp_path):
     table = pd.read_csv(tmp_path / "cd.csv")
     assert not table["testable"].any() and (table["max_difference"] == 17).all()
     assert np.isfinite(table["cd"]).all()
+
+
+def test_a_top_group_of_nearly_every_method_only_does_not_contradict_claim_1():
+    """MSG 11th and CT 15th of 18, in a top group of 16 of 18, were
+    called "consistent". A verdict's word matches its evidence: "not contradicted" with
+    the share when the top group is most of the field, "consistent" when it is small."""
+    names = list(methods.PAPER_METHODS)
+    rng = np.random.default_rng(0)
+    # 18 methods, 4 blocks; the two worst methods far behind, the 16 others shuffled,
+    # MSG and CT placed 11th and 15th in every block
+    rest = [m for m in names if m not in ("msg", "ct")]
+    rows = []
+    for _ in range(4):
+        order = list(rng.permutation(rest[:14]))
+        order.insert(10, "msg")
+        order.insert(14, "ct")
+        rows.append({m: float(i + 1) for i, m in enumerate(order + rest[14:])})
+    cd = scores.critical_difference(pd.DataFrame(rows))
+    top = int(cd["table"]["top_group"].sum())
+    assert cd["cd"] < cd["max_difference"] and top > cd["k"] / 2
+    verdict = next(c for c in critical_difference.claims(cd) if "claim 1" in c["claim"])["verdict"]
+    assert verdict.startswith("not contradicted") and f"holds {top} of 18 methods ({100 * top / 18:.0f} %)" in verdict
+    # MSG and CT first in 40 blocks of 6 methods: a top group of 2, and "consistent"
+    six = ["msg", "ct", "ft", "ga", "ff", "iu"]
+    cd = scores.critical_difference(pd.DataFrame([{m: float(i + 1) for i, m in enumerate(six)}] * 40))
+    assert int(cd["table"]["top_group"].sum()) == 2
+    verdict = next(c for c in critical_difference.claims(cd) if "claim 1" in c["claim"])["verdict"]
+    assert verdict.startswith("consistent") and "holds 2 of 6 methods (33 %)" in verdict

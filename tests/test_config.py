@@ -232,3 +232,29 @@ def test_every_dataset_and_model_has_every_fact():
     assert [d for d in catalog.DATASETS.values() if d.superclasses] == [catalog.DATASETS["cifar100"]]
     assert {n: config.recipe({}, n)["epochs"] for n in ("cifar10", "mnist")} == {"cifar10": 182, "mnist": 50}
     assert config.recipe({}, "utkface")["batch_size"] == 128 == catalog.DATASETS["utkface"].max_search_batch
+
+
+@pytest.mark.workflow
+def test_a_config_file_that_is_not_a_yaml_mapping_fails_naming_file_and_line(tmp_path):
+    """Snakemake's own message names neither the file nor the line.
+    config.yaml is checked before Snakemake reads it, before any job; a --configfile,
+    which Snakemake reads first, by `python -m unlearnbench.config`."""
+    import subprocess
+    import sys
+
+    from conftest import copy_workflow, snakemake
+
+    work = copy_workflow(tmp_path / "w")
+    for text, message in (("datasets: [digits\nmodels: [smallcnn]\n",
+                           "config file config.yaml is not valid YAML, line 2 column 7"),
+                          ("", "config file config.yaml is empty"),
+                          ("- digits\n", "config file config.yaml holds a list, not a mapping")):
+        (work / "config.yaml").write_text(text)
+        out = snakemake(work, "-n", check=False)
+        text = out.stdout + out.stderr
+        assert out.returncode != 0 and message in text, text[-2000:]
+        assert "Building DAG" not in text
+    (tmp_path / "my.yaml").write_text("methods: [ft\n")
+    check = subprocess.run([sys.executable, "-m", "unlearnbench.config", str(tmp_path / "my.yaml")],
+                           capture_output=True, text=True)
+    assert check.returncode == 1 and "my.yaml is not valid YAML, line 2" in check.stderr

@@ -241,3 +241,26 @@ def test_retention_figure_puts_diverged_models_below_every_other(tmp_path):
     assert (points.loc[~div, "y"] >= 0).all()
     figures.retention_vs_indiscernibility(tmp_path / "main.csv", tmp_path / "r.png", tmp_path / "r.pdf")
     assert (tmp_path / "r.png").stat().st_size > 0
+
+
+def test_when_every_method_diverged_no_table_has_a_bold_value(tmp_path):
+    """With every method diverged, rankings.md bolded the smallest mean
+    rank. A diverged value is never bold, whatever the others are: main, RTE, rankings
+    and critical-difference tables, the rankings' column of the paper's 18 included
+    (SSD, beyond the 18, adds it)."""
+    names = [*METHODS, "ssd"]
+    every = [(d, m, method) for d, m in SETTINGS for method in names]
+    frame = synthetic_metrics(settings=SETTINGS, seeds=(0, 1, 2), methods=names, rng_seed=5, diverged=every)
+    path = tmp_path / "metrics.csv"
+    frame.to_csv(path, index=False)
+    tables.write_main_table(path, tmp_path / "main.csv", tmp_path / "main.md", tmp_path / "main.tex")
+    tables.write_rte_table(path, tmp_path / "rte.csv", tmp_path / "rte.md", tmp_path / "rte.tex")
+    tables.write_rankings_table(path, tmp_path / "r.csv", tmp_path / "m.csv", tmp_path / "r.md", tmp_path / "r.tex")
+    critical_difference.write_cd_table(path, tmp_path / "cd.csv", tmp_path / "p.csv", tmp_path / "cd.md",
+                                       tmp_path / "cd.tex")
+    for name in ("main", "rte", "r", "cd"):
+        text = (tmp_path / f"{name}.md").read_text()
+        rows = [line for line in text.splitlines() if line.startswith("| ")]
+        assert rows and not any("**" in line for line in rows), (name, [r for r in rows if "**" in r][:2])
+        assert "textbf" not in (tmp_path / f"{name}.tex").read_text(), name
+    assert "paper" in (tmp_path / "r.md").read_text().lower()  # the column of the paper's 18 is there

@@ -114,6 +114,27 @@ def test_bad_shapes_and_non_finite_values_are_errors():
         epsilon.epsilons(np.zeros((3, 2)), np.zeros((3, 4)))
     with pytest.raises(ValueError, match="non-finite"):
         epsilon.epsilons(np.full((3, 1), np.nan), np.zeros((3, 1)))
+    with pytest.raises(ValueError, match="as many models on each side"):  # sides.py: n on each side
+        epsilon.epsilons(np.zeros((4, 2)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="as many models on each side"):
+        klom.klom(np.zeros((4, 2)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="non-finite"):  # an infinite margin is not clipped
+        klom.klom(np.full((3, 1), np.inf), np.zeros((3, 1)))
+
+
+def test_single_threshold_grid_is_torch_linspace_in_float32():
+    """docs/reference.md F2: metric.py's torch.linspace grid is float32 (torch's default
+    dtype) though its confidences are float64; linspace_float32 gives the same values."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        lo = rng.normal() * 10.0 ** rng.integers(-3, 3)
+        hi = lo + abs(rng.normal()) * 10.0 ** rng.integers(-2, 3)
+        n = int(np.ceil((hi - lo) * epsilon.NUM_THRESHOLDS_PER_UNIT))
+        want = torch.linspace(torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64), n)
+        np.testing.assert_array_equal(epsilon.linspace_float32(lo, hi, n), want.numpy())
+    assert epsilon.linspace_float32(1.0, 2.0, 1).tolist() == [1.0] and epsilon.linspace_float32(1, 2, 0).size == 0
 
 
 # ----------------------------------------------------------------------------- KLOM

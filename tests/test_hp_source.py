@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from unlearnbench.config import SearchSettings
 from unlearnbench.report import critical_difference, tables
 from unlearnbench.search import OBJECTIVES, SearchError
 from synthetic import synthetic_metrics
 
 SOME = ["ft", "ga", "msg", "ct", "ff"]
+SETTINGS = SearchSettings(trials=2, epoch_cap=2, method_params={})
 
 
 def metrics_with(tmp_path, changes=None) -> Path:
@@ -134,7 +137,7 @@ def test_one_job_mode_fails_like_select_best_and_says_where_the_trials_are(tmp_p
     monkeypatch.setattr(method, "search_job", lambda *args, **kwargs: None)  # the study already ran
     monkeypatch.setattr(method, "unlearn_job", lambda *args, **kwargs: pytest.fail("no final run after a failure"))
     with pytest.raises(SearchError) as err:
-        method.search_unlearn_job(None, "resnet18", "ff", [0], [0, 1], 2, 2, {0: "o0", 1: "o1"}, ["r0"], [csv],
+        method.search_unlearn_job(None, "resnet18", "ff", [0], [0, 1], SETTINGS, {0: "o0", 1: "o1"}, ["r0"], [csv],
                                   tmp_path / "best.json", [tmp_path / "m0.json", tmp_path / "m1.json"])
     message = str(err.value)
     assert "2 FAIL (FloatingPointError" in message and "search.on_no_complete_trial: {ff: defaults}" in message
@@ -171,35 +174,67 @@ def test_on_no_complete_trial_defaults_runs_the_defaults_and_says_so(tmp_path):
     assert chosen_hyperparameters("ff", {"epochs": 2}, None)[1]["hp_source"] == "config"
 
 
-def test_search_job_logs_and_records_every_failure_reason(tmp_path, monkeypatch, capsys):
-    """A method that fails in every trial: the study gives up, its trials CSV and log hold
-    each trial's reason, and select_best then fails with them, traceback last in its log."""
-    from unlearnbench.jobs import reference, unlearn
+def study_inputs(tmp_path):
+    """A digits split file, smallcnn's initialisation as the original, made-up retrained
+    metrics and the job's Context: what one search study reads."""
+    from unlearnbench.jobs import reference
     from unlearnbench.jobs.context import Context
-    from unlearnbench.jobs.search import search_job, select_best_job
-    from unlearnbench.logs import logging_to
 
-    def diverging(*_args, **_kwargs):
-        raise FloatingPointError("the unlearned model diverged (non-finite logits)")
-
-    monkeypatch.setattr(unlearn, "unlearn_copy", diverging)
     base = tmp_path / "digits"
     reference.write_splits("digits", base / "splits.npz")
     reference.write_init("digits", "smallcnn", 0, base / "init.safetensors")
     retrained = base / "retrained.json"
     retrained.write_text(json.dumps({"retain_acc": 0.9, "forget_acc": 0.8, "val_acc": 0.8, "val_mia": 0.5}))
-    ctx = Context("digits", base / "splits.npz", device="cpu", threads=1)
+    return base, retrained, Context("digits", base / "splits.npz", device="cpu", threads=1)
+
+
+def test_search_job_logs_and_records_every_failure_reason(tmp_path, monkeypatch, capsys):
+    """A method whose unlearning fails in every trial: the study gives up, its trials CSV
+    and log hold each trial's reason, and select_best then fails with them, traceback
+    last in its log."""
+    from unlearnbench.jobs import unlearn
+    from unlearnbench.jobs.search import search_job, select_best_job
+    from unlearnbench.logs import logging_to
+
+    def failing(*_args, **_kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(unlearn, "unlearn_copy", failing)
+    base, retrained, ctx = study_inputs(tmp_path)
     csv = base / "smallcnn" / "search" / "ft" / "seed0.csv"
-    search_job(ctx, "smallcnn", "ft", 0, 1, 1, base / "init.safetensors", retrained, csv, progress=False)
+    search_job(ctx, "smallcnn", "ft", 0, SETTINGS._replace(trials=1), base / "init.safetensors", retrained, csv,
+               progress=False)
     trials = pd.read_csv(csv)
     assert list(trials["state"]) == ["FAIL"] * 3  # 3 attempts for a budget of 1
-    assert trials["user_attrs_reason"].str.contains("FloatingPointError: the unlearned model diverged").all()
-    assert "3 FAIL (FloatingPointError: the unlearned model diverged" in capsys.readouterr().out
+    assert trials["user_attrs_reason"].str.contains("RuntimeError: out of memory").all()
+    assert "3 FAIL (RuntimeError: out of memory" in capsys.readouterr().out
     log = tmp_path / "best.log"
     with pytest.raises(SearchError), logging_to(log):
         select_best_job([csv], base / "best.json", "ft")
     text = log.read_text().rstrip().splitlines()
     assert text[-1].startswith("unlearnbench.search.SearchError: digits/smallcnn/ft") and "3 FAIL" in text[-1]
+
+
+def test_a_diverging_evaluation_is_a_complete_trial_with_infinite_objectives(tmp_path, monkeypatch):
+    """docs/reference.md S2: a diverged model's evaluation fails; the trial is COMPLETE
+    with infinite objectives and counts towards the budget (so a budget of 2 makes 2
+    trials), and a study of only such trials has no usable trial for select_best."""
+    from unlearnbench.jobs.search import search_job, select_best_job
+
+    base, retrained, ctx = study_inputs(tmp_path)
+    monkeypatch.setattr(ctx, "evaluate", lambda net: {"retain_acc": 0.1, "forget_acc": 0.1, "val_acc": 0.1,
+                                                      "val_mia": float("nan"), "diverged": True})
+    csv = base / "smallcnn" / "search" / "ft" / "seed0.csv"
+    settings = SETTINGS._replace(trials=2, epoch_cap=1, include_defaults=True)
+    search_job(ctx, "smallcnn", "ft", 0, settings, base / "init.safetensors", retrained, csv, progress=False)
+    trials = pd.read_csv(csv)
+    assert list(trials["number"]) == [-1, 0, 1] and set(trials["state"]) == {"COMPLETE"}
+    assert np.isinf(trials["norm"]).all()
+    assert trials["user_attrs_reason"].str.startswith("evaluation failed: FloatingPointError: the unlearned "
+                                                      "model diverged").all()
+    assert (trials["user_attrs_diverged"] == True).all()  # noqa: E712 (the measurement is kept)
+    with pytest.raises(SearchError, match="hold no complete trial with finite objectives"):
+        select_best_job([csv], base / "best.json", "ft")
 
 
 def test_metrics_json_records_hp_source_device_and_precision(tmp_path):
@@ -235,7 +270,7 @@ def test_one_job_and_reference_job_refuse_mismatched_path_lists_before_any_work(
 
     monkeypatch.setattr(method, "search_job", lambda *args, **kwargs: pytest.fail("no study with bad paths"))
     with pytest.raises(ValueError, match="2 search seeds need as many retrained metrics and trials paths"):
-        method.search_unlearn_job(None, "smallcnn", "ft", [0, 1], [0], 2, 2, {0: "o0", 1: "o1"}, ["r0"],
+        method.search_unlearn_job(None, "smallcnn", "ft", [0, 1], [0], SETTINGS, {0: "o0", 1: "o1"}, ["r0"],
                                   [tmp_path / "s0.csv", tmp_path / "s1.csv"], tmp_path / "best.json",
                                   [tmp_path / "m0.json"])
     init = tmp_path / "init.safetensors"

@@ -46,6 +46,18 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert not target.exists() and list(target.parent.iterdir()) == []
 
 
+def test_a_temporary_file_left_by_a_kill_goes_with_the_next_write(tmp_path):
+    """SIGKILL cannot clean up: the job's rerun, the output's one writer, removes the
+    leftover temporary files of that output (and of no other)."""
+    target = tmp_path / "x.json"
+    left = [tmp_path / ".x.json.k1ll3d.tmp", tmp_path / ".x.json.ab12cd.tmp"]
+    other = tmp_path / ".y.json.k1ll3d.tmp"
+    for path in (*left, other):
+        path.write_text("half")
+    io.write_json(target, {"a": 1})
+    assert not any(p.exists() for p in left) and other.exists() and io.read_json(target) == {"a": 1}
+
+
 def test_atomic_write_replaces_whole(tmp_path):
     target = tmp_path / "x.json"
     io.write_json(target, {"a": 1})

@@ -206,7 +206,8 @@ def test_critical_difference_known_example():
     assert cd["pvalues"].loc["msg", "ga"] < 0.05 < cd["pvalues"].loc["msg", "ct"]
     assert table.loc["msg", "beats"] == 1 and table.loc["ga", "beaten_by"] == 1
     verdicts = {c["claim"]: c["verdict"] for c in critical_difference.claims(cd)}
-    assert next(v for k, v in verdicts.items() if "MSG and CT" in k).startswith("consistent")
+    # MSG and CT in a top group of 2 of 3 methods: most of the field, so only "not contradicted"
+    assert next(v for k, v in verdicts.items() if "MSG and CT" in k).startswith("not contradicted")
     # too few blocks: nothing is testable, and the claim says so
     small = scores.critical_difference(matrix.iloc[:1])
     assert math.isnan(small["cd"]) and math.isnan(small["friedman_p"])

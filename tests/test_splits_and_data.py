@@ -144,3 +144,42 @@ def test_missing_dataset_names_path_and_switch(tmp_path, name, expected):
 def test_unknown_dataset_lists_valid_names():
     with pytest.raises(KeyError, match="valid: digits, mnist"):
         data.get_spec("imagenet")
+
+
+def test_split_files_are_validated_naming_the_file_and_the_overlap(tmp_path):
+    """A well-formed splits.npz whose forget indices were also added to
+    retain trained the "retrained" model on the forget set, silently. Every read checks
+    disjoint roles, ranges and the recorded sizes."""
+    from unlearnbench import io
+    from unlearnbench.jobs import reference
+    from unlearnbench.jobs.context import Context
+
+    path = tmp_path / "results" / "digits" / "splits.npz"
+    reference.write_splits("digits", path)
+    good = io.load_npz(path)
+    assert int(good["n_train"]) == data.load_pool("digits").n_train
+    Context("digits", path, device="cpu", threads=1)  # a good file is accepted
+
+    def broken(**changes):
+        bad = tmp_path / f"bad{len(list(tmp_path.glob('bad*')))}.npz"
+        io.save_npz(bad, **{**good, **changes})
+        return bad
+
+    cases = [
+        (broken(retain=np.concatenate([good["retain"], good["forget"]])),
+         rf"bad0.npz: {len(good['forget'])} index\(es\) are in both retain and forget, e.g. "
+         rf"\[{good['forget'][0]}, "),
+        (broken(val=np.append(good["val"], good["n_train"] + 5)), r"1 val index\(es\) outside \[0, 1438\)"),
+        (broken(test=good["test"][:-1] - 1), r"test index\(es\) outside \[1438, 1797\)"),
+        (broken(forget=np.append(good["forget"], good["forget"][:1])), r"forget repeats 1 index"),
+        (broken(n_pool=np.int64(5000)), r"records n_pool 5000, but the dataset has 1797"),
+        (broken(forget=good["forget"].astype(float)), r"forget is not a 1-D array of indices"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(io.CorruptFileError, match=message):
+            Context("digits", bad, device="cpu", threads=1)
+    # without recorded sizes (an older file), the dataset's sizes still bound the indices
+    old = {k: good[k] for k in data.SPLIT_NAMES}
+    io.save_npz(tmp_path / "old.npz", **{**old, "val": np.append(old["val"], 1797)})
+    with pytest.raises(io.CorruptFileError, match=r"old.npz: 1 val index\(es\) outside \[0, 1438\)"):
+        Context("digits", tmp_path / "old.npz", device="cpu", threads=1)

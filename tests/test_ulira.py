@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -14,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from unlearnbench import config, methods
-from unlearnbench.attacks import ulira
+from unlearnbench.attacks import ulira, ulira_files
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -268,3 +270,52 @@ def test_ulira_workflow_on_a_tiny_config(tmp_path):
     for path in ("results/tables/epsilon.md", "results/tables/klom.md", "results/tables/search_tradeoffs.md",
                  "figures/epsilon.png", "figures/klom.png", "figures/search_digits_smallcnn.png"):
         assert (tmp_path / path).stat().st_size > 0
+
+
+def test_ulira_search_uses_the_first_search_splits_and_forget_set_0(tmp_path, monkeypatch):
+    """docs/reference.md U9: one study per split 0 .. search_splits - 1, each on forget
+    set 0 of its split, against that split's retrained model of forget set 0 (the dry
+    run lists the studies; the job is run up to its study, whose inputs are checked)."""
+    from conftest import copy_workflow, snakemake, write_config
+    from unlearnbench import methods
+    from unlearnbench.config import SearchSettings
+    from unlearnbench.jobs import search as search_jobs
+    from unlearnbench.jobs import ulira as ulira_jobs
+
+    copy_workflow(tmp_path / "w")
+    write_config(tmp_path / "w/tiny.yaml", models=["smallcnn"], methods=["ft"], search={"trials": 0},
+                 ulira={"enabled": True, "splits": 4, "forget_sets": 2, "forget_fraction": 0.5, "methods": ["ft"],
+                        "search_trials": 2, "search_splits": 3})
+    out = snakemake(tmp_path / "w", "table_ulira", "-n", "--configfile", "tiny.yaml").stdout
+    searched = sorted(set(re.findall(r"search/ft/split(\d+)\.csv", out)))
+    assert searched == ["0", "1", "2"], out[-2000:]
+
+    ulira_jobs.write_design("digits", tmp_path / "splits.npz", 2, 2, forget_fraction=0.5)
+    ctx = ulira_jobs.ShadowContext("digits", tmp_path / "splits.npz", device="cpu", threads=1)
+    monkeypatch.setattr(ulira_jobs, "train", lambda *args, **kwargs: 0.0)
+    seen = {}
+
+    def capture(name, method, settings, seed, sampler_seed, unlearn, measure, reference, inputs, out_csv,
+                progress=True):
+        seen.update(reference=reference, inputs=inputs)
+        unlearn({}, 0)
+
+    def fake_run(method, net, data, num_classes, hp, generator, precision=None):
+        seen["forget"] = data["forget"]
+        return net, 0.0
+
+    monkeypatch.setattr(search_jobs, "run_search", capture)
+    monkeypatch.setattr(methods, "run", fake_run)
+    split = 1
+    ulira_jobs.train_shadow_split(ctx, "smallcnn", split, {"epochs": 1}, tmp_path / "o.npz", tmp_path / "r.npz",
+                                  tmp_path / "w.safetensors")
+    ulira_jobs.search_job(ctx, "smallcnn", "ft", split, SearchSettings(2, 1, {}), tmp_path / "w.safetensors",
+                          tmp_path / "r.npz", tmp_path / "s.csv", progress=False)
+    d = ctx.design
+    bank = ulira_files.read_bank(tmp_path / "r.npz", d, split)
+    assert seen["reference"] == ulira_jobs.metrics_from_logits(d, split, 0, bank["logits"][0], bank["val_logits"][0])
+    assert seen["reference"] != ulira_jobs.metrics_from_logits(d, split, 1, bank["logits"][1], bank["val_logits"][1])
+    expected = ctx.unlearn_data(split, 0)["forget"]
+    assert torch.equal(seen["forget"].labels, expected.labels) and torch.equal(seen["forget"].images, expected.images)
+    assert not torch.equal(seen["forget"].images[:5], ctx.unlearn_data(split, 1)["forget"].images[:5])
+    assert seen["inputs"]["split"] == split

@@ -5,6 +5,7 @@ Free of torch (catalog.py, the method registry's literals): the workflow imports
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import jsonschema
 import yaml
@@ -147,6 +148,39 @@ def search_trials(config: dict, model: str) -> int:
     return int(trials[model]) if isinstance(trials, dict) else int(trials)
 
 
+class SearchSettings(NamedTuple):
+    """What one study of a search needs from the config, built once here (search_settings,
+    ulira_search_settings) and passed to its rule as one param. A NamedTuple, not a
+    dataclass: Snakemake's params rerun trigger compares the reprs of tuples but skips
+    objects it cannot represent."""
+    trials: int
+    epoch_cap: int
+    method_params: dict
+    include_defaults: bool = False
+    start_from_defaults: bool = False
+    on_no_complete_trial: str = "fail"
+    max_batch_size: int | None = None
+
+
+def search_settings(config: dict, dataset: str, model: str, method: str) -> SearchSettings:
+    """The main search's settings of one (dataset, model, method)."""
+    s = config["search"]
+    return SearchSettings(search_trials(config, model), epoch_cap(config, dataset),
+                          dict(config["method_params"].get(method) or {}), bool(s["include_defaults"]),
+                          bool(s["start_from_defaults"]), on_no_complete_trial(config, method),
+                          catalog.DATASETS[dataset].max_search_batch)
+
+
+def ulira_search_settings(config: dict, method: str) -> SearchSettings:
+    """U-LiRA's search settings of `method`: its own budget and E_max, no defaults row or
+    enqueued defaults (the reference's has neither), the main search's
+    on_no_complete_trial."""
+    u = config["ulira"]
+    return SearchSettings(int(u["search_trials"]), ulira_epoch_cap(config),
+                          dict(config["method_params"].get(method) or {}), False, False,
+                          on_no_complete_trial(config, method), catalog.DATASETS[u["dataset"]].max_search_batch)
+
+
 # search.one_job: null fuses a method's jobs when every model's search is this small
 ONE_JOB_MAX_TRIALS = 20
 
@@ -185,15 +219,32 @@ def on_no_complete_trial(config: dict, method: str) -> str:
     return policy.get(method, "fail") if isinstance(policy, dict) else policy
 
 
-def load(path) -> dict:
+def read_file(path) -> dict:
+    """The mapping a config file holds; ConfigError naming the file (and the line of a
+    YAML syntax error) when it is missing, not YAML, empty or not a mapping."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
     try:
-        config = yaml.safe_load(path.read_text()) or {}
+        config = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
-    return validate(config)
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not text: {err}") from None
+    if config is None:
+        raise ConfigError(f"config file {path} is empty: a config is a YAML mapping of keys to values "
+                          "(see config.yaml)")
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path} holds a {type(config).__name__}, not a mapping of keys to "
+                          "values (see config.yaml)")
+    return config
+
+
+def load(path) -> dict:
+    return validate(read_file(path))
 
 
 def recipe(config: dict, dataset: str) -> dict:
@@ -264,3 +315,24 @@ def ulira_epoch_cap(config: dict) -> int:
     """E_max of U-LiRA's unlearning: ceil(0.2 x the shadow models' epochs) (19 for 91),
     as the reference's search with lira=True (docs/reference.md, U6)."""
     return -(-ulira_recipe(config)["epochs"] // 5)
+
+
+def main(argv=None) -> int:
+    """`python -m unlearnbench.config FILE...`: check config files as the workflow does
+    (a --configfile is read by Snakemake's command line before the Snakefile, whose
+    message for a file that is not YAML names neither the file nor the line)."""
+    import sys
+
+    status = 0
+    for path in (sys.argv[1:] if argv is None else argv):
+        try:
+            validate_ulira(load(path))
+            print(f"{path}: ok")
+        except ConfigError as err:
+            print(err, file=sys.stderr)
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

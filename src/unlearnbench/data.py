@@ -250,13 +250,50 @@ def make_splits(n_train: int, n_pool: int, val_fraction: float = 0.15, forget_fr
     return {"retain": np.sort(retain), "forget": np.sort(forget), "val": np.sort(val), "test": test}
 
 
-def read_splits(path) -> dict[str, np.ndarray]:
+def read_splits(path, n_train: int | None = None, n_pool: int | None = None) -> dict[str, np.ndarray]:
+    """The split file's index arrays, validated (`check_splits`); give the dataset's
+    sizes where it is loaded."""
     from .io import load_npz
 
     arrays = load_npz(path)
+    check_splits(arrays, path, n_train, n_pool)
+    return arrays
+
+
+def check_splits(arrays: dict, path, n_train: int | None = None, n_pool: int | None = None) -> None:
+    """Raise CorruptFileError naming `path` unless every role is a 1-D array of distinct
+    integer indices, the roles are pairwise disjoint, retain/forget/val index the
+    training part [0, n_train) and test the rest [n_train, n_pool), and the sizes the
+    file records (n_train, n_pool; files written before they were recorded have none)
+    equal the dataset's when those are given."""
+    from .io import CorruptFileError
+
     missing = [k for k in SPLIT_NAMES if k not in arrays]
     if missing:
-        from .io import CorruptFileError
-
         raise CorruptFileError(f"{path}: split file lacks {', '.join(missing)}")
-    return arrays
+    for key, given in (("n_train", n_train), ("n_pool", n_pool)):
+        if key in arrays and given is not None and int(arrays[key]) != given:
+            raise CorruptFileError(f"{path} records {key} {int(arrays[key])}, but the dataset has {given}: "
+                                   "it was made for other data; delete it to redraw")
+    n_train = int(arrays["n_train"]) if "n_train" in arrays else n_train
+    n_pool = int(arrays["n_pool"]) if "n_pool" in arrays else n_pool
+    for role in SPLIT_NAMES:
+        a = arrays[role]
+        if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
+            raise CorruptFileError(f"{path}: {role} is not a 1-D array of indices ({a.dtype}, shape {a.shape})")
+        values, counts = np.unique(a, return_counts=True)
+        if (counts > 1).any():
+            raise CorruptFileError(f"{path}: {role} repeats {int((counts > 1).sum())} index(es), e.g. "
+                                   f"{values[counts > 1][:5].tolist()}")
+        low, high = (n_train, n_pool) if role == "test" else (0, n_train)
+        low = 0 if low is None else low
+        outside = a[(a < low) | ((a >= high) if high is not None else False)]
+        if len(outside):
+            raise CorruptFileError(f"{path}: {len(outside)} {role} index(es) outside [{low}, {high}), e.g. "
+                                   f"{np.sort(outside)[:5].tolist()}")
+    for i, first in enumerate(SPLIT_NAMES):
+        for second in SPLIT_NAMES[i + 1:]:
+            both = np.intersect1d(arrays[first], arrays[second])
+            if len(both):
+                raise CorruptFileError(f"{path}: {len(both)} index(es) are in both {first} and {second}, e.g. "
+                                       f"{both[:5].tolist()}; the roles must be disjoint")

@@ -1,17 +1,25 @@
 """Hyperparameter search engine (docs/protocol.md §5): the four objectives, a generic resumable
 Optuna study runner, the per-trial table, the method defaults moved into a search space,
-and the best-trial selection. The jobs that use it are unlearnbench/jobs/search.py (the
-`search` and `select_best` rules) and jobs/ulira.py (U-LiRA's search); the table of the
+and the best-trial selection. Its one user is the study runner of unlearnbench/jobs/search.py
+(`run_search`, shared by the main search and U-LiRA's, jobs/ulira.py); the table of the
 chosen settings is report/tables.py's write_hyperparameters_table.
 
-The study runner knows nothing about unlearning: it takes `space(trial, epoch_cap) ->
-hp` and `objective(hp) -> 4 floats` (or `objective(hp, trial)` when the objective needs
-the trial, e.g. its number), so U-LiRA's search can reuse it with its own objective.
+The engine knows nothing about unlearning: it takes `space(trial, epoch_cap) -> hp`
+and `objective(hp) -> 4 floats` (or `objective(hp, trial)` when the objective needs the
+trial, e.g. its number).
 
 Reproducibility: the sampler of trial number n is an NSGA-III sampler seeded from
 (sampler_seed, n), and the search job unlearns trial n with a seed derived from
 (model seed, n). A study resumed from its journal therefore never replays the random
 draws of the trials it already holds, and the same config and seed give the same trials.
+A trial that a kill left RUNNING is put back to WAITING and rerun as the same trial (same
+number, the parameters it already drew, the same seeds), so a killed and resumed study
+holds the trials of an uninterrupted one.
+
+Failed evaluations (docs/reference.md S2): as in the reference's objectives.py, an
+evaluation that fails (EvaluationFailed, e.g. a diverged model) is a COMPLETE trial with
+infinite objectives that counts towards the budget; a failure of the unlearning itself
+is FAIL and does not count.
 """
 
 from __future__ import annotations
@@ -32,19 +40,15 @@ import pandas as pd
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from . import catalog
-
 # The engine needs only optuna, numpy and pandas (read_trials imports io when called), so
 # that importing this module (U-LiRA's search, a subprocess in the tests) stays light.
 
 OBJECTIVES = ("retain_gap", "forget_gap", "val_gap", "mia_gap")
 """Column names of the 4 objectives, all minimised (docs/protocol.md §5)."""
 
-MAX_BATCH_SIZE = {d.name: d.max_search_batch for d in catalog.DATASETS.values() if d.max_search_batch}
-"""Datasets whose trials are pruned when a sampled batch size exceeds the limit (docs/protocol.md §5)."""
-
 ATTEMPTS_PER_TRIAL = 3
-"""A study gives up after n_trials x this many trials (failed and pruned included)."""
+"""A study gives up after n_trials x this many trials (failed and pruned included; the
+reference retries without limit)."""
 
 PARAM_PREFIX = "params_"
 DEFAULTS_NUMBER = -1
@@ -59,6 +63,11 @@ TRIALS_PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<model>[^/]+)/search/(?P<method
 
 class SearchError(RuntimeError):
     """A study could not reach its budget of complete trials."""
+
+
+class EvaluationFailed(RuntimeError):
+    """The objective's evaluation of an unlearned model failed (e.g. the model diverged):
+    the trial is COMPLETE with infinite objectives (docs/reference.md S2)."""
 
 
 # ----------------------------------------------------------------------------- objectives
@@ -137,13 +146,14 @@ def open_study(storage_path, study_name: str, n_objectives: int = len(OBJECTIVES
     return study
 
 
-def _fail_interrupted(study: optuna.Study, log: Callable) -> None:
-    """Trials left RUNNING by a killed run (one writer per journal) become FAIL; enqueued
-    (WAITING) trials stay and run next."""
+def _requeue_interrupted(study: optuna.Study, log: Callable) -> None:
+    """Trials left RUNNING by a killed run (one writer per journal) go back to WAITING, so
+    the next ask() reruns each as the same trial: its number (hence its seeds) and the
+    parameters it already drew (Optuna answers a suggest_* from the trial's stored
+    params) are kept."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(trial._trial_id, "reason", "interrupted (the job was killed)")
-        study.tell(trial.number, state=TrialState.FAIL)
-        log(f"trial {trial.number}: interrupted by a previous run, recorded as FAIL")
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.WAITING)
+        log(f"trial {trial.number}: interrupted by a previous run, rerun as the same trial")
 
 
 def count(study: optuna.Study, state: TrialState = TrialState.COMPLETE) -> int:
@@ -168,8 +178,10 @@ def run_study(objective: Callable, space: Callable, n_trials: int, storage_path,
 
     Each trial: hp = space(trial, epoch_cap); values = objective(hp) (or objective(hp,
     trial) if it takes two arguments); every value is minimised. A trial whose objective
-    raises, or returns a non-finite value, is FAIL with its reason in the user attribute
-    "reason"; optuna.TrialPruned makes it PRUNED. Neither counts towards the budget.
+    raises EvaluationFailed, or returns a non-finite value, is COMPLETE with infinite
+    values and counts towards the budget (the reference's, docs/reference.md S2); one
+    whose objective raises anything else is FAIL and optuna.TrialPruned makes it PRUNED,
+    neither counted; the reason is in the user attribute "reason".
     The study lives in a JournalFileBackend at `storage_path` and is resumed from it.
     Gives up with SearchError once the study holds `max_attempts` (default n_trials x 3)
     trials without reaching the budget. `enqueue`: parameter sets (e.g. the method
@@ -186,7 +198,7 @@ def run_study(objective: Callable, space: Callable, n_trials: int, storage_path,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study = open_study(storage_path, study_name, n_objectives, metric_names, fingerprint, log)
-        _fail_interrupted(study, log)
+        _requeue_interrupted(study, log)
         if not study.get_trials(deepcopy=False):
             for params in enqueue:
                 params = dict(params)
@@ -228,18 +240,21 @@ def _one_trial(study, objective, space, epoch_cap, sampler_seed, number, n_objec
         values = [float(v) for v in values]
     except optuna.TrialPruned as err:
         return _finish(study, trial, TrialState.PRUNED, None, f"pruned: {err}", start, log)
-    except Exception as err:  # any failure of one trial is recorded, not fatal (docs/protocol.md §5)
+    except EvaluationFailed as err:
+        log(traceback.format_exc().rstrip())
+        return _finish(study, trial, TrialState.COMPLETE, [math.inf] * n_objectives,
+                       f"evaluation failed: {' '.join(str(err).split())}", start, log)
+    except Exception as err:  # any failure of one trial is recorded, not fatal (docs/protocol.md §5);
+        # KeyboardInterrupt and SystemExit leave the trial RUNNING: the next run reruns it
         log(traceback.format_exc().rstrip())
         reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
         return _finish(study, trial, TrialState.FAIL, None, reason, start, log)
-    except BaseException:  # KeyboardInterrupt, SystemExit: record, then stop
-        _finish(study, trial, TrialState.FAIL, None, "interrupted", start, log)
-        raise
     if len(values) != n_objectives:
         reason = f"the objective returned {len(values)} values, expected {n_objectives}"
         return _finish(study, trial, TrialState.FAIL, None, reason, start, log)
     if not all(math.isfinite(v) for v in values):
-        return _finish(study, trial, TrialState.FAIL, None, f"non-finite objective values {values}", start, log)
+        return _finish(study, trial, TrialState.COMPLETE, [math.inf] * n_objectives,
+                       f"evaluation failed: non-finite objective values {values}", start, log)
     return _finish(study, trial, TrialState.COMPLETE, values, None, start, log)
 
 

@@ -75,13 +75,12 @@ def runtime_options():
 
 
 def search_params():
-    """The search's settings, shared by the rules search and search_unlearn."""
+    """The search's settings (one config.SearchSettings), shared by the rules search,
+    select_best and search_unlearn."""
     return dict(
-        trials=lambda w: ub_config.search_trials(config, w.model),
-        include_defaults=config["search"]["include_defaults"],
-        start_from_defaults=config["search"]["start_from_defaults"],
-        epoch_cap=lambda w: ub_config.epoch_cap(config, w.dataset),
-        hp=lambda w: config["method_params"].get(w.method, {}),
+        search=lambda w: ub_config.search_settings(
+            config, w.dataset, w.model, w.method
+        ),
         data=lambda w: data_options(w.dataset),
         runtime=lambda w: runtime_options(),
     )

@@ -46,9 +46,6 @@ if ONE_JOB:
             search_seeds=SEARCH_SEEDS,
             seeds=SEEDS,
             original_seeds=ORIGINAL_SEEDS,
-            on_no_complete_trial=lambda w: ub_config.on_no_complete_trial(
-                config, w.method
-            ),
         script:
             "../scripts/search_unlearn.py"
 
@@ -93,8 +90,8 @@ else:
         conda:
             ENV
         params:
-            on_no_complete_trial=lambda w: ub_config.on_no_complete_trial(
-                config, w.method
+            search=lambda w: ub_config.search_settings(
+                config, w.dataset, w.model, w.method
             ),
         script:
             "../scripts/select_best.py"

@@ -115,9 +115,7 @@ rule ulira_search:
         runtime=minutes("ulira_search"),
         mem_mb=memory,
     params:
-        trials=ULIRA["search_trials"],
-        epoch_cap=lambda w: ub_config.ulira_epoch_cap(config),
-        hp=lambda w: config["method_params"].get(w.method, {}),
+        search=lambda w: ub_config.ulira_search_settings(config, w.method),
         data=lambda w: data_options(w.dataset),
         runtime=lambda w: runtime_options(),
     script:
@@ -137,6 +135,8 @@ rule ulira_select_best:
     localrule: True
     conda:
         ENV
+    params:
+        search=lambda w: ub_config.ulira_search_settings(config, w.method),
     script:
         "../scripts/ulira_select_best.py"
 

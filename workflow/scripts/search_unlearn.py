@@ -9,8 +9,6 @@ w, p = snakemake.wildcards, snakemake.params
 with logging_to(snakemake.log[0]):
     ctx = Context(w.dataset, snakemake.input.splits, **p.data, **p.runtime, threads=snakemake.threads)
     originals = dict(zip(p.original_seeds, snakemake.input.originals))
-    search_unlearn_job(ctx, w.model, w.method, p.search_seeds, p.seeds, p.trials, p.epoch_cap, originals,
+    search_unlearn_job(ctx, w.model, w.method, p.search_seeds, p.seeds, p.search, originals,
                        snakemake.input.retrained, snakemake.output.trials, snakemake.output.best,
-                       snakemake.output.metrics, snakemake.output.get("models"), method_params=p.hp,
-                       include_defaults=p.include_defaults, start_from_defaults=p.start_from_defaults,
-                       on_no_complete_trial=p.on_no_complete_trial)
+                       snakemake.output.metrics, snakemake.output.get("models"))

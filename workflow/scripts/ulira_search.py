@@ -3,10 +3,8 @@
 from unlearnbench.jobs.ulira import ShadowContext, search_job
 from unlearnbench.logs import logging_to
 
-w = snakemake.wildcards
+w, p = snakemake.wildcards, snakemake.params
 with logging_to(snakemake.log[0]):
-    ctx = ShadowContext(w.dataset, snakemake.input.splits, **snakemake.params.data, **snakemake.params.runtime,
-                        threads=snakemake.threads)
-    search_job(ctx, w.model, w.method, int(w.split), snakemake.params.trials, snakemake.params.epoch_cap,
-               snakemake.input.weights, snakemake.input.retrained, snakemake.output[0],
-               method_params=snakemake.params.hp)
+    ctx = ShadowContext(w.dataset, snakemake.input.splits, **p.data, **p.runtime, threads=snakemake.threads)
+    search_job(ctx, w.model, w.method, int(w.split), p.search, snakemake.input.weights, snakemake.input.retrained,
+               snakemake.output[0])

@@ -1,7 +1,8 @@
-"""best.json of one method over its U-LiRA search splits."""
+"""best.json of one method over its U-LiRA search splits (the main search's selection)."""
 
-from unlearnbench.jobs.ulira import select_best_job
+from unlearnbench.jobs.search import select_best_job
 from unlearnbench.logs import logging_to
 
 with logging_to(snakemake.log[0]):
-    select_best_job(list(snakemake.input), snakemake.output[0], snakemake.wildcards.method)
+    select_best_job(list(snakemake.input), snakemake.output[0], snakemake.wildcards.method,
+                    on_no_complete_trial=snakemake.params.search.on_no_complete_trial)

@@ -28,10 +28,12 @@ mean retain and test accuracy of the unlearned models to the retrained models'.
 
 Computation. The rates depend only on how many samples of each side a threshold
 accepts, so the organisers' threshold grids (100 per unit, a double-threshold band of
-400 left thresholds per right threshold) are evaluated exactly, but by counting with
+400 left thresholds per right threshold) are evaluated by counting with
 `np.searchsorted` and then on the distinct (count, count) pairs, instead of comparing
-every sample with every threshold on a GPU; rates and ε are float32 as theirs (a torch
-float32 mean, then numpy on float32 arrays).
+every sample with every threshold on a GPU. The grids are theirs: the double-threshold
+grid float64 (np.linspace), the single-threshold grid float32 (torch.linspace's default
+dtype, `linspace_float32`); rates and ε are float32 as theirs (a torch float32 mean,
+then numpy on float32 arrays).
 """
 
 from __future__ import annotations
@@ -130,12 +132,29 @@ def _double_counts(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.nda
     return tp, fp, len(ps), len(ns)
 
 
+def linspace_float32(start: float, end: float, num: int) -> np.ndarray:
+    """torch.linspace(start, end, num) in its default dtype, float32, as metric.py's
+    single-threshold grid is (its confidences are float64, the grid is not): the ends
+    rounded to float32, a float32 step, start + step i for the first half and end -
+    step (num - 1 - i) for the rest, each rounded once (torch's fused multiply-add,
+    emulated in float64). Compared with torch.linspace in the tests."""
+    f32 = np.float32
+    if num <= 0:
+        return np.empty(0, dtype=f32)
+    first, last = f32(start), f32(end)
+    if num == 1:
+        return np.array([first], dtype=f32)
+    step = np.float64((last - first) / f32(num - 1))
+    i = np.arange(num, dtype=np.float64)
+    return np.where(i < num // 2, np.float64(first) + step * i, np.float64(last) - step * (num - 1 - i)).astype(f32)
+
+
 def _single_counts(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """metric.py `_get_single_threshold_rates`: accept c >= t, t on a grid over the
-    range of both samples."""
+    """metric.py `_get_single_threshold_rates`: accept c >= t, t on a float32 grid
+    (`linspace_float32`) over the range of both samples."""
     both = np.concatenate([pos, neg])
     lo, hi = both.min(), both.max()
-    thresholds = np.linspace(lo, hi, int(np.ceil((hi - lo) * NUM_THRESHOLDS_PER_UNIT)))
+    thresholds = linspace_float32(lo, hi, int(np.ceil((hi - lo) * NUM_THRESHOLDS_PER_UNIT)))
     ps, ns = np.sort(pos), np.sort(neg)
     accepted_p = len(ps) - np.searchsorted(ps, thresholds, side="left")
     accepted_n = len(ns) - np.searchsorted(ns, thresholds, side="left")

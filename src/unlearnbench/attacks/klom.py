@@ -7,7 +7,9 @@ computes it: github.com/RoyRin/data-unlearning-bench, `unlearning_bench/eval.py`
 Per example, the margin z_y - logsumexp_{j != y} z_j (eval.py
 `get_margins_from_multimodel_logits`; the same number as U-LiRA's logit-scaled
 confidence, attacks/ulira.py `logit_confidence`) under n unlearned models and under n
-oracles (retrained models). Both samples are clipped to [-100, 100], binned in 20 equal
+oracles (retrained models), as many on each side and all finite (a non-finite margin, a
+diverged model's, raises ValueError: sides.paired_samples; eval.py would clip an
+infinite one). Both samples are clipped to [-100, 100], binned in 20 equal
 bins over their joint range (a range of zero widens to one unit), and
 KLOM = D_KL(oracle || unlearned) over the bins, with the unlearned side's empty bins set to
 1e-5 where the oracle side has mass (scipy.stats.entropy then renormalises it).
@@ -18,9 +20,11 @@ argument is named `all_unlearned_margins` but lands as `p` of
 distributed unlike retraining's. Reported per role (forget, retain, validation
 examples; attacks/sides.py) as percentiles over examples.
 
-One departure (docs/reference.md): eval.py bins with `np.digitize(x, bins)` and counts
-indices 1..20, which drops every sample equal to the joint maximum (digitize puts it
-past the last edge); here `np.histogram` counts it in the last bin.
+One departure (docs/reference.md F7): eval.py bins with `np.digitize(x, bins)` and
+counts indices 1..20, which drops every sample equal to the joint maximum (digitize
+puts it past the last edge). The joint maximum is always one of the samples, so eval.py
+leaves out at least one sample of every example, and its KLOM differs from this one's
+for every example, not in a corner case; here `np.histogram` counts it in the last bin.
 """
 
 from __future__ import annotations

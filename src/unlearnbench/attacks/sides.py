@@ -110,12 +110,13 @@ def default_models(design) -> int:
 
 
 def paired_samples(first, second, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """Two (models, examples) float64 arrays over the same examples, finite, or a ValueError
-    naming `what` they hold (the input check of every per-example score)."""
+    """Two (models, examples) float64 arrays of one shape (the same number of models on
+    each side, the same examples), finite, or a ValueError naming `what` they hold (the
+    input check of every per-example score)."""
     first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
-    if first.ndim != 2 or second.ndim != 2 or first.shape[1] != second.shape[1]:
-        raise ValueError(f"need (models, examples) arrays with the same examples, got {first.shape} "
-                         f"and {second.shape}")
+    if first.ndim != 2 or second.ndim != 2 or first.shape != second.shape:
+        raise ValueError(f"need (models, examples) arrays with as many models on each side and the same "
+                         f"examples, got {first.shape} and {second.shape}")
     if not (np.isfinite(first).all() and np.isfinite(second).all()):
         raise ValueError(f"the {what} hold non-finite values")
     return first, second

@@ -58,8 +58,9 @@ class Context(DeviceContext):
     def __init__(self, dataset: str, splits_path, data_dir="data", download=False, device="auto",
                  precision="fp32", threads=None, image_size=None, verify_checksums=True):
         super().__init__(dataset, device, precision, threads, image_size)
-        indices = data.read_splits(splits_path)
         pool = data.load_pool(dataset, data_dir, download, self.spec.image_size, verify_checksums)
+        # the four roles checked (data.check_splits); a scenario's other index arrays in range
+        indices = data.read_splits(splits_path, pool.n_train, len(pool.labels))
         pool_indices = [v for k, v in indices.items() if k in scenario_data.INDEX_ARRAYS and len(v)]
         if max(int(v.max()) for v in pool_indices) >= len(pool.labels):
             raise io.CorruptFileError(f"{splits_path} indexes past the {len(pool.labels)} examples of {dataset}")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .. import data, io, models, runtime
@@ -15,7 +16,8 @@ def write_splits(dataset: str, out, data_dir="data", download=False, val_fractio
     pool = data.load_pool(dataset, data_dir, download, verify_checksums=verify_checksums)
     splits = data.make_splits(pool.n_train, len(pool.labels), val_fraction, forget_fraction)
     print({k: len(v) for k, v in splits.items()})
-    io.save_npz(out, **splits)
+    # the sizes it was drawn for, checked wherever it is read (data.check_splits)
+    io.save_npz(out, **splits, n_train=np.int64(pool.n_train), n_pool=np.int64(len(pool.labels)))
 
 
 def write_init(dataset: str, model: str, seed: int, out, num_classes: int | None = None) -> None:

@@ -45,7 +45,8 @@ def write_scenario_split(entry: dict, dataset: str, base_splits, out, data_dir="
     arrays = scenario_data.build(entry, dataset, data.read_splits(base_splits), labels, memo)
     if memo is not None:
         arrays["memorisation"] = memo
-    io.save_npz(out, **arrays)
+    # the sizes it was drawn for, checked wherever it is read (data.check_splits)
+    io.save_npz(out, **arrays, n_train=np.int64(pool.n_train), n_pool=np.int64(len(labels)))
     print(scenario_data.info_of(arrays))
     return arrays
 

@@ -11,10 +11,6 @@ Python and torch is paid once per split, not once per model.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -170,77 +166,28 @@ def metrics_from_logits(design: ulira.Design, split: int, forget_set: int, pool_
             "val_mia": mia_accuracy(pool_losses[forget], val_losses)}
 
 
-def search_job(ctx: ShadowContext, model: str, method: str, split: int, n_trials: int, epoch_cap: int, weights,
-               retrained_bank, out_csv, method_params: Mapping | None = None, progress: bool = True):
-    """One U-LiRA search study (docs/protocol.md §6): each trial unlearns a copy of the shadow
-    original of (split, forget set 0) and scores it with the benchmark's 4 objectives
-    against the retrained shadow model of (split, 0), measured from its logit bank.
-    Resumable from the journal beside the CSV (search.run_study)."""
-    import optuna
-
-    from .. import search as ub_search
+def search_job(ctx: ShadowContext, model: str, method: str, split: int, settings, weights, retrained_bank,
+               out_csv, progress: bool = True):
+    """One U-LiRA search study (docs/protocol.md §6) run by the main search's runner
+    (jobs/search.py run_search): each trial unlearns a copy of the shadow original of
+    (split, forget set 0) and is measured from its logits against the retrained shadow
+    model of (split, 0), read from its logit bank. The sampler seed is the same in every
+    split's study, as the reference's (docs/reference.md, U8)."""
+    from .search import run_search
 
     design = ctx.design
-    base = dict(method_params or {})
-    methods.hyperparameters(method, base)  # unknown keys fail before any trial
     bank = read_bank(retrained_bank, design, split)
     reference = metrics_from_logits(design, split, 0, bank["logits"][0], bank["val_logits"][0])
     print(f"retrained shadow model of split {split}, forget set 0: {reference}")
     original = load_state(weights, 0, ctx.new_model(model))
     data_ = ctx.unlearn_data(split, 0)
-    limit = ub_search.MAX_BATCH_SIZE.get(ctx.dataset)
 
-    def objective(hp: dict, trial) -> tuple:
-        too_big = ub_search.oversized_batches(hp, limit)
-        if too_big:
-            raise optuna.TrialPruned(f"batch size {too_big} > {limit} on {ctx.dataset}")
-        seed = ub_search.derived_seed(ulira.shadow_seed(split, 0, 1), trial.number)
-        net, seconds = methods.run(method, copy.deepcopy(original), data_, ctx.spec.num_classes, {**base, **hp},
-                                   runtime.seed_everything(seed), ctx.precision)
-        metrics = metrics_from_logits(design, split, 0, *ctx.logits(net))
-        for key, value in {"unlearn_seed": seed, "unlearn_seconds": seconds, **metrics}.items():
-            trial.set_user_attr(key, value)
-        return ub_search.objectives(metrics, reference)
+    def unlearn(hp: dict, seed: int):
+        return methods.run(method, copy.deepcopy(original), data_, ctx.spec.num_classes, hp,
+                           runtime.seed_everything(seed), ctx.precision)
 
-    fingerprint = hashlib.sha256(json.dumps({
-        "dataset": ctx.dataset, "model": model, "method": method, "split": split, "epoch_cap": epoch_cap,
-        "method_params": base, "max_batch_size": limit, "original": io.sha256(weights), "retrained": reference,
-        "sampler_seed": ulira.SEARCH_SAMPLER_SEED,
-    }, sort_keys=True, default=str).encode()).hexdigest()
-    name = f"ulira/{ctx.dataset}/{model}/{method}/split{split}"
-    # One sampler seed for every split's study, as the reference's (docs/reference.md, U8).
-    study = ub_search.run_study(objective, methods.get(method).search_space, n_trials,
-                                ub_search.journal_path(out_csv), name, ulira.SEARCH_SAMPLER_SEED, epoch_cap, progress,
-                                fingerprint=fingerprint)
-    frame = ub_search.trials_frame(study, n_trials)
-    with io.atomic_path(out_csv) as tmp:
-        frame.to_csv(tmp, index=False)
-    print(f"{name}: {int((frame['state'] == 'COMPLETE').sum())} complete of {len(frame)} trials")
-    return frame
-
-
-def select_best_job(csvs: Sequence, out_json, method: str) -> dict:
-    """best.json of one method over its U-LiRA search splits (search.select_best: the
-    smallest objective norm; "seed" holds the split, as "split")."""
-    import re
-
-    from .. import search as ub_search
-
-    frames, paths = {}, {}
-    for path in csvs:
-        match = re.search(r"split(\d+)\.csv$", Path(path).name)
-        if not match:
-            raise ValueError(f"not a U-LiRA search trials path: {path}")
-        frames[int(match.group(1))] = ub_search.read_trials(path)
-        paths[int(match.group(1))] = Path(path).as_posix()
-    best = ub_search.select_best(frames, method)
-    defaults = methods.get(method).DEFAULTS
-    for key, value in best["params"].items():  # CSV round trip: ints back to ints
-        if isinstance(defaults.get(key), int) and not isinstance(defaults.get(key), bool):
-            best["params"][key] = int(round(value))
-    best.update({"split": best["seed"], "search_splits": sorted(frames),
-                 "complete_trials": {str(k): int((f["state"] == "COMPLETE").sum()) for k, f in sorted(frames.items())},
-                 "source": f"{paths[best['seed']]} trial {best['trial']}"})
-    io.write_json(out_json, best)
-    print(best)
-    return best
+    return run_search(f"ulira/{ctx.dataset}/{model}/{method}/split{split}", method, settings,
+                      ulira.shadow_seed(split, 0, 1), ulira.SEARCH_SAMPLER_SEED, unlearn,
+                      lambda net: metrics_from_logits(design, split, 0, *ctx.logits(net)), reference,
+                      {"dataset": ctx.dataset, "model": model, "split": split, "original": io.sha256(weights)},
+                      out_csv, progress)

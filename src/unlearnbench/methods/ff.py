@@ -4,15 +4,11 @@ of the batch-mean CE against the constant label y, weighted by the batch mean of
 F is divided by the number of batches. Each parameter then gets Gaussian noise:
 theta = theta0 + sqrt(var) N(0, 1) with var derived from F (`fisher_variance`).
 
-Speed: F is a deterministic function of the weights, the retain set and the batch size
-(10 backward passes per batch), and a search study unlearns the same original again and
-again; the last few F are kept, keyed by a hash of exactly those inputs, so a study
-computes at most one F per batch size."""
+Every run computes F afresh: its cost is part of the method's run time (RTE), so no
+F is kept between runs, even in one process (a search's trials and the final runs of
+search.one_job share a process)."""
 
 from __future__ import annotations
-
-import hashlib
-from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -59,40 +55,6 @@ def fisher_diagonal(model, split, batch_size: int, num_classes: int) -> list[tor
     return [f / max(n_batches, 1) for f in fisher]
 
 
-_FISHER_CACHE: OrderedDict[str, list[torch.Tensor]] = OrderedDict()
-FISHER_CACHE_SIZE = 3  # one per searchable batch size
-
-
-def _fingerprint(model, split, batch_size: int, num_classes: int) -> str:
-    """A hash of everything F depends on: weights and buffers (eval-mode BatchNorm),
-    which parameters are trainable, the retain images and labels, batch size, classes,
-    device and autocast state."""
-    digest = hashlib.blake2b(digest_size=20)
-    device = split.images.device
-    digest.update(repr((batch_size, num_classes, str(device), torch.is_autocast_enabled(device.type),
-                        torch.get_autocast_dtype(device.type),
-                        [p.requires_grad for p in model.parameters()])).encode())
-    for name, tensor in [*model.state_dict().items(), ("images", split.images), ("labels", split.labels)]:
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
-        flat = t.reshape(-1)
-        digest.update((flat.to(torch.uint8) if t.dtype == torch.bool else flat.view(torch.uint8)).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def cached_fisher_diagonal(model, split, batch_size: int, num_classes: int) -> list[torch.Tensor]:
-    """`fisher_diagonal`, reused when the same weights, data and batch size come again."""
-    key = _fingerprint(model, split, batch_size, num_classes)
-    if key in _FISHER_CACHE:
-        _FISHER_CACHE.move_to_end(key)
-        return _FISHER_CACHE[key]
-    fisher = fisher_diagonal(model, split, batch_size, num_classes)
-    _FISHER_CACHE[key] = fisher
-    while len(_FISHER_CACHE) > FISHER_CACHE_SIZE:
-        _FISHER_CACHE.popitem(last=False)
-    return fisher
-
-
 def fisher_variance(fisher: torch.Tensor, alpha: float, num_classes: int) -> torch.Tensor:
     """The noise variance of one parameter tensor from its Fisher diagonal:
     min(1 / (F + 1e-8), 1e3) (1e2 when the first dimension is C), times alpha, averaged
@@ -119,5 +81,5 @@ def perturb(model, fisher: list[torch.Tensor], alpha: float, num_classes: int, g
 
 
 def unlearn(model, data, hp, generator):
-    fisher = cached_fisher_diagonal(model, data.retain, int(hp["batch_size"]), data.num_classes)
+    fisher = fisher_diagonal(model, data.retain, int(hp["batch_size"]), data.num_classes)
     return perturb(model, fisher, hp["alpha"], data.num_classes, generator)

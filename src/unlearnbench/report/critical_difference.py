@@ -92,9 +92,12 @@ def claims(cd: dict) -> list[dict]:
         if not testable:
             verdict = blocked
         elif ok:
-            verdict = (f"consistent: {' and '.join(methods.label(m) for m in present)} "
+            # in a top group holding most of the field, membership says little: "not contradicted"
+            word = "consistent" if top <= cd["k"] / 2 else "not contradicted"
+            verdict = (f"{word}: {' and '.join(methods.label(m) for m in present)} "
                        f"{'are' if len(present) > 1 else 'is'} in the top group (not significantly worse than the "
-                       f"best-ranked method); the top group holds {top} of {cd['k']} methods")
+                       f"best-ranked method); the top group holds {top} of {cd['k']} methods "
+                       f"({100 * top / cd['k']:.0f} %)")
         else:
             worse = [methods.label(m) for m in present if not table.loc[m, "top_group"]]
             verdict = (f"contradicted: {' and '.join(worse)} {'rank' if len(worse) > 1 else 'ranks'} significantly "
@@ -147,8 +150,9 @@ def cd_method_table(cd: dict) -> pd.DataFrame:
     return pd.DataFrame({
         "Method": [Cell.make(methods.label(m) + hp_mark(h, searched) + (f" ({DIVERGED} in {d} of {n})" if d else ""))
                    for m, d, n, h in zip(t["method"], diverged, t["n_blocks"], sources)],
-        "mean rank": [Cell.make(point_ci(a, b, 2), bool(g) if not is_missing(g) else False)
-                      for a, b, g in zip(t["mean_rank"], t["mean_rank_ci"], top)],
+        # bold: the top group, but never a method that diverged in some block
+        "mean rank": [Cell.make(point_ci(a, b, 2), bool(g) and not d if not is_missing(g) else False)
+                      for a, b, g, d in zip(t["mean_rank"], t["mean_rank_ci"], top, diverged)],
         "place": [Cell.make(f"{p:.0f}") for p in t["place"]],
         "p vs best": [Cell.make(_fmt_p(p)) for p in t["p_vs_best"]],
         "top group": [Cell.make("–" if is_missing(g) else ("yes" if g else "no")) for g in top],
@@ -201,7 +205,8 @@ def write_cd_table(metrics_csv, out_csv, out_pvalues, out_md, out_tex, alpha: fl
     io.write_text(out_md, "\n".join(lines))
     caption = (f"{CD_TITLE}: N = {cd['n_blocks']} settings, Friedman {_p_is(cd['friedman_p'])}, "
                f"CD = {cd['cd']:.2f}; mean rank ± 95 % t-CI over settings; "
-               + (untestable(cd) if untestable(cd) else "bold: top group") + ". " + " ".join(notes))
+               + (untestable(cd) if untestable(cd) else "bold: the top group's methods that never diverged") + ". "
+               + " ".join(notes))
     io.write_text(out_tex, latex([(None, with_na(cd_method_table(cd), na_labels(na)))], caption,
                                  "tab:critical-difference"))
     return cd

@@ -56,10 +56,12 @@ def paper_frame(frame: pd.DataFrame) -> pd.DataFrame | None:
     return frame[keep].reset_index(drop=True)
 
 
-def paper_rank_cell(paper_means: pd.DataFrame, method: str, point_ci) -> Cell:
-    """A method's mean rank among the paper's 18 (bold for the best); empty beyond them."""
+def paper_rank_cell(paper_means: pd.DataFrame, method: str, point_ci, diverged=frozenset()) -> Cell:
+    """A method's mean rank among the paper's 18 (bold for the best of those that never
+    diverged, so a diverged value is never bold); empty beyond them."""
     p = paper_means.set_index("method")
     if method not in p.index:
         return Cell.make("")
-    return Cell.make(point_ci(p.loc[method, "mean_rank"], p.loc[method, "ci"], 1),
-                     p.loc[method, "mean_rank"] == p["mean_rank"].min())
+    clean = p.loc[[m for m in p.index if m not in diverged], "mean_rank"]
+    best = method not in diverged and len(clean) and p.loc[method, "mean_rank"] == clean.min()
+    return Cell.make(point_ci(p.loc[method, "mean_rank"], p.loc[method, "ci"], 1), bool(best))

@@ -280,6 +280,10 @@ def rankings_wide(ranks: pd.DataFrame, means: pd.DataFrame, paper: pd.DataFrame 
     searched = _searched(ranks)
     models_ = list(dict.fromkeys(ranks["model"]))
     index = ranks.set_index(["method", "dataset", "model"])
+    # a mean rank over a setting where the method diverged is never bold, whatever the others are
+    diverged_somewhere = _diverged(ranks).groupby(ranks["method"]).any()
+    clean = means[~means["method"].map(diverged_somewhere).fillna(False).astype(bool)]
+    best_mean = clean["mean_rank"].min() if len(clean) else np.nan
     rows = []
     for _, m in means.iterrows():
         row = {"Method": Cell.make(methods.label(m["method"]))}
@@ -300,9 +304,11 @@ def rankings_wide(ranks: pd.DataFrame, means: pd.DataFrame, paper: pd.DataFrame 
         if len(models_) > 1:
             for model in models_:
                 row[f"mean rank {model}"] = Cell.make(point_ci(m[f"mean_rank_{model}"], m[f"ci_{model}"], 1))
-        row["mean rank (all)"] = Cell.make(point_ci(m["mean_rank"], m["ci"], 1), m["mean_rank"] == means["mean_rank"].min())
+        bold = not diverged_somewhere.get(m["method"], False) and m["mean_rank"] == best_mean
+        row["mean rank (all)"] = Cell.make(point_ci(m["mean_rank"], m["ci"], 1), bool(bold))
         if paper is not None:
-            row[PAPER_RANK] = paper_rank_cell(paper, m["method"], point_ci)
+            row[PAPER_RANK] = paper_rank_cell(paper, m["method"], point_ci,
+                                              set(diverged_somewhere[diverged_somewhere].index))
         rows.append(row)
     return pd.DataFrame(rows)
 
