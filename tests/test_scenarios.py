@@ -243,10 +243,11 @@ def test_scenarios_workflow_on_a_tiny_config(tmp_path):
     from conftest import copy_workflow, snakemake, write_config
 
     work = copy_workflow(tmp_path / "wf")
-    write_config(work / "tiny.yaml", models=["smallcnn"], seeds=[0], methods=["ft"], device="cpu",
+    write_config(work / "tiny.yaml", models=["smallcnn"], seeds=[0], methods=["ft", "bs"], device="cpu",
                  training={"digits": {"epochs": 6, "batch_size": 128, "image_size": 16, "weight_decay": 0.0}},
-                 search={"trials": 0}, method_params={"ft": {"epochs": 1}},
-                 ulira={"enabled": False, "splits": 2, "forget_sets": 1, "epochs": 1, "forget_fraction": 0.5},
+                 search={"trials": 1, "seeds": [0]}, method_params={"ft": {"epochs": 1}},
+                 ulira={"enabled": False, "splits": 2, "forget_sets": 1, "epochs": 1, "forget_fraction": 0.5,
+                        "methods": ["ft"]},
                  scenarios=[{"kind": "random"}, {"kind": "class", "class": 3}, {"kind": "poison"},
                             {"kind": "memorised", "size": 20}])  # confusion: the default run checks it
     snakemake(work, "--cores", "2", "--configfile", "tiny.yaml")
@@ -257,6 +258,10 @@ def test_scenarios_workflow_on_a_tiny_config(tmp_path):
     assert metrics.loc[("poison", "original"), "attack_success"] > metrics.loc[("poison", "retrained"),
                                                                                "attack_success"]
     assert metrics.loc[("memorised", "ft"), "hp_scenario"] == "random"
+    # BS, class-wise: n/a where the forget set is not a class, searched on the class scenario itself
+    assert not metrics.loc[("random", "bs"), "applicable"] and not metrics.loc[("poison", "bs"), "applicable"]
+    assert metrics.loc[("class", "bs"), ["hp_source", "hp_scenario"]].tolist() == ["search", "class"]
+    assert (work / "results/scenarios/class/digits/smallcnn/search/bs/best_seed0.json").exists()
     split = data.info_of(np.load(work / "results/scenarios/memorised/digits/splits.npz"))
     assert split["sizes"]["forget"] == 20 and split["forget_memorisation_mean"] > split["d_memorisation_mean"]
     provenance = json.loads((work / "results/provenance.json").read_text())

@@ -176,6 +176,18 @@ def scenario_split_inputs(wildcards):
     return inputs
 
 
+def scenario_searches(dataset, model):
+    """Search settings of the methods a scenario searches itself: those the random
+    scenario does not run (class-wise ones), when the config searches at all."""
+    if not ub_config.search_on(config):
+        return {}
+    return {
+        m: ub_config.search_settings(config, dataset, model, m)
+        for m in SCENARIO_METHODS
+        if m not in METHODS
+    }
+
+
 def scenario_inputs(wildcards):
     """The scenario's split file and, with a search, the random scenario's choices."""
     inputs = {

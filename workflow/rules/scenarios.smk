@@ -52,6 +52,7 @@ rule scenario:
         recipe=lambda w: ub_config.recipe(config, w.dataset),
         methods=SCENARIO_METHODS,
         searched=METHODS,  # the random scenario's methods: those with a best.json
+        searches=lambda w: scenario_searches(w.dataset, w.model),  # searched here: the others
         method_params=config["method_params"],
         data=lambda w: data_options(w.dataset),
         runtime=lambda w: runtime_options(),

@@ -2,7 +2,9 @@
 (scenario, dataset, model) that trains its references and runs every method on each of
 its seeds with the random scenario's hyperparameters (its search's choice, or the
 config's), writing the same metrics JSONs as the main stages, under
-results/scenarios/{scenario}/{dataset}/{model}/."""
+results/scenarios/{scenario}/{dataset}/{model}/. A method the random scenario does not
+run (a class-wise one) is searched here, on the scenario's own seed, with the random
+scenario's budget (docs/protocol.md §10.8)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .. import REFERENCES, data, io, methods, scenario_data
+from ..config import SearchSettings
 from .context import Context
+from .method import search_unlearn_job
 from .reference import train_references
 from .unlearn import unlearn_job
 
@@ -63,11 +67,15 @@ def not_applicable(method: str, reason: str, out) -> dict:
 
 
 def scenario_job(ctx: Context, scenario: str, model: str, seeds: Sequence[int], recipe: dict,
-                 method_names: Sequence[str], method_params: Mapping, best_jsons: Mapping | None, out_dir) -> None:
+                 method_names: Sequence[str], method_params: Mapping, best_jsons: Mapping | None, out_dir,
+                 searches: Mapping[str, SearchSettings] | None = None) -> None:
     """References then every method, seed by seed, under `out_dir`
     (results/scenarios/{scenario}/{dataset}/{model}); `best_jsons` maps a method to the
-    random scenario's best.json (None: no search). Every metrics JSON records
-    `hp_scenario` (the scenario whose hyperparameters it used)."""
+    random scenario's best.json (None: no search). `searches` maps a method without one
+    (the random scenario does not run it) to its search settings: it is searched here on
+    each seed (trials under search/{method}/seed{seed}.csv, the choice in
+    search/{method}/best_seed{seed}.json). Every metrics JSON records `hp_scenario` (the
+    scenario whose hyperparameters it used)."""
     kind = scenario_data.info_of(ctx.scenario)["kind"]
     out = Path(out_dir)
     start, cpu = time.perf_counter(), time.process_time()
@@ -83,11 +91,21 @@ def scenario_job(ctx: Context, scenario: str, model: str, seeds: Sequence[int], 
             for path in paths:
                 not_applicable(method, reason, path)
             continue
-        results = unlearn_job(ctx, model, method, seeds, method_params.get(method, {}),
-                              [out / "original" / f"seed{seed}.safetensors" for seed in seeds], paths,
-                              best_json=(best_jsons or {}).get(method))
+        originals = [out / "original" / f"seed{seed}.safetensors" for seed in seeds]
+        if method in (searches or {}):
+            results = []
+            for seed, original, path in zip(seeds, originals, paths):
+                trials = out / "search" / method / f"seed{seed}.csv"
+                results += search_unlearn_job(ctx, model, method, [seed], [seed], searches[method],
+                                              {int(seed): original}, [out / "metrics" / "retrained" / f"seed{seed}.json"],
+                                              [trials], trials.with_name(f"best_seed{seed}.json"), [path])
+            hp_scenario = scenario
+        else:
+            results = unlearn_job(ctx, model, method, seeds, method_params.get(method, {}), originals, paths,
+                                  best_json=(best_jsons or {}).get(method))
+            hp_scenario = "random"
         for path, metrics in zip(paths, results):
-            io.write_json(path, {**metrics, "scenario": scenario, "hp_scenario": "random"})
+            io.write_json(path, {**metrics, "scenario": scenario, "hp_scenario": hp_scenario})
     # CPU seconds besides wall seconds (on a shared machine the wall time measures the others
     # too), and the whole process's (imports and data included)
     usage = resource.getrusage(resource.RUSAGE_SELF)
