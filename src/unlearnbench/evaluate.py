@@ -1,5 +1,6 @@
 """Per-model evaluation (docs/protocol.md §4): accuracies on four splits, per-sample losses,
-val and test population MIA, all from one forward pass per split in large batches.
+and the per-model attacks of attacks/registry.py (the val and test population MIA first),
+all from one forward pass per split in large batches.
 
 Speed (benchmarks/eval_throughput.py): one un-augmented pass per split gives logits,
 from which accuracy and per-sample losses both follow; batches are slices of the
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attacks.mia import mia_accuracy
+from .attacks.registry import MODEL_ATTACKS, resolve
 from .batches import Split
 from .cpu_rewrites import inference_model
 from .runtime import autocast
@@ -37,6 +38,7 @@ class Predictions:
     logits: torch.Tensor  # float32 (N, C) on CPU
     losses: np.ndarray  # float64 (N,)
     correct: np.ndarray  # bool (N,)
+    finite: np.ndarray  # bool (N,): every logit of the row is finite
 
 
 def eval_batch_size(data: Split) -> int:
@@ -62,7 +64,7 @@ def _predict(net: nn.Module, data: Split, batch_size: int | None, precision: str
     losses = torch.where(finite, F.cross_entropy(logits, labels, reduction="none"), DIVERGED_LOSS)
     losses = torch.nan_to_num(losses, nan=DIVERGED_LOSS, posinf=DIVERGED_LOSS)
     correct = (logits.argmax(1) == labels) & finite
-    return Predictions(logits.cpu(), losses.double().cpu().numpy(), correct.cpu().numpy())
+    return Predictions(logits.cpu(), losses.double().cpu().numpy(), correct.cpu().numpy(), finite.cpu().numpy())
 
 
 def predict(model: nn.Module, data: Split, batch_size: int | None = None, precision: str = "fp32") -> Predictions:
@@ -73,7 +75,8 @@ def predict(model: nn.Module, data: Split, batch_size: int | None = None, precis
 
 
 def evaluate(model: nn.Module, splits: dict[str, Split], precision: str = "fp32") -> dict:
-    """RA, FA, VA, TA and the val/test population MIA of one model, and its divergence flags.
+    """RA, FA, VA, TA, the columns of every per-model attack (attacks/registry.py
+    MODEL_ATTACKS: the val/test population MIA first) of one model, and its divergence flags.
 
     A model with non-finite outputs (docs/protocol.md §4) keeps its accuracies (those rows
     count as wrong) but has no loss on them: an MIA over a set holding such rows would
@@ -86,10 +89,12 @@ def evaluate(model: nn.Module, splits: dict[str, Split], precision: str = "fp32"
     with inference_model(model, splits[names[0]].device, shape) as net:  # prepared once for the four splits
         preds = {name: _predict(net, splits[name], None, precision) for name in names}
     out = {f"{name}_acc": float(p.correct.mean()) for name, p in preds.items()}
-    nonfinite = {name: int((~torch.isfinite(p.logits).all(1)).sum()) for name, p in preds.items()}
-    for key, other in (("val_mia", "val"), ("test_mia", "test")):
-        healthy = nonfinite["forget"] == 0 and nonfinite[other] == 0
-        out[key] = mia_accuracy(preds["forget"].losses, preds[other].losses) if healthy else float("nan")
+    nonfinite = {name: int((~p.finite).sum()) for name, p in preds.items()}
+    for attack in MODEL_ATTACKS:
+        values = resolve(attack.compute)(preds)
+        if set(values) != set(attack.columns):
+            raise ValueError(f"attack {attack.name} returned {sorted(values)}, not its columns {list(attack.columns)}")
+        out.update({c: float(values[c]) for c in attack.columns})
     rows = sum(len(p.logits) for p in preds.values())
     out["nonfinite_fraction"] = sum(nonfinite.values()) / rows if rows else 0.0
     out["diverged"] = out["nonfinite_fraction"] > 0

@@ -36,9 +36,13 @@ import pandas as pd
 from scipy import stats
 
 from . import REFERENCES, io, scenarios
+from .attacks.registry import attack_columns, resolve, table_scores
 
 KEYS = ["dataset", "model", "method", "seed"]
-METRIC_COLUMNS = ["retain_acc", "forget_acc", "val_acc", "test_acc", "val_mia", "test_mia", "seconds"]
+# accuracies, every per-model attack's columns (attacks/registry.py MODEL_ATTACKS: the
+# val and test population MIA first), seconds
+ACCURACY_COLUMNS = ["retain_acc", "forget_acc", "val_acc", "test_acc"]
+METRIC_COLUMNS = ACCURACY_COLUMNS + attack_columns() + ["seconds"]
 # Flags kept beside the numbers (README, "Flags"): a model with non-finite outputs
 # (`diverged`, `nonfinite_fraction` of its evaluated rows) has NaN MIAs; `hp_source` says
 # where its hyperparameters came from (HP_SOURCES); `device` and `precision` are what
@@ -57,12 +61,16 @@ HP_SOURCES = {
 }
 # per (dataset, model, method): the distinct values over seeds, joined with "+"
 JOINED_FLAGS = ["hp_source", "device", "precision"]
-SCORES = ["RA", "FA", "TA", "RR", "FR", "TR", "RetDev", "Indisc", "test_MIA", "RTE"]
+# the per-model attacks' scores (Indisc and test_MIA from the population MIA): means over
+# seeds, NaN for a (dataset, model, method) with a diverged seed
+ATTACK_SCORES = [s.name for s in table_scores()]
+SCORES = ["RA", "FA", "TA", "RR", "FR", "TR", "RetDev", *ATTACK_SCORES, "RTE"]
 SUMMARY_SCORES = SCORES + ["seconds"]
 SETTING = ["dataset", "model"]
 CI_LEVEL = 0.95
-NONNEGATIVE = {"RA", "FA", "TA", "RR", "FR", "TR", "RetDev", "Indisc", "test_MIA", "RTE", "seconds"}
-AT_MOST_ONE = {"RA", "FA", "TA", "Indisc", "test_MIA"}
+NONNEGATIVE = {"RA", "FA", "TA", "RR", "FR", "TR", "RetDev", "RTE", "seconds",
+               *(s.name for s in table_scores() if s.unit_interval)}
+AT_MOST_ONE = {"RA", "FA", "TA", *(s.name for s in table_scores() if s.unit_interval)}
 RANK_DECIMALS = 3
 # Scenarios (docs/protocol.md §10): `scenario` names the forgetting scenario (random = the
 # main benchmark, under results/{dataset}/; the others under results/scenarios/{scenario}/),
@@ -173,8 +181,8 @@ def per_seed(frame: pd.DataFrame) -> pd.DataFrame:
     out["FR"] = out["forget_acc"] / out["forget_acc_R"]
     out["TR"] = out["test_acc"] / out["test_acc_R"]
     out["RetDev"] = (out["RR"] - 1).abs() + (out["FR"] - 1).abs() + (out["TR"] - 1).abs()
-    out["Indisc"] = indiscernibility(out["test_mia"])
-    out["test_MIA"] = out["test_mia"]
+    for score in table_scores():
+        out[score.name] = resolve(score.transform)(out[score.column]) if score.transform else out[score.column]
     out["RTE"] = out["seconds_R"] / out["seconds"]
     out.loc[out["method"] == "original", "RTE"] = np.nan  # nothing was unlearned
     return out
@@ -190,23 +198,23 @@ def summary(frame: pd.DataFrame, level: float = CI_LEVEL) -> pd.DataFrame:
     seeds = per_seed(frame)
     groups = seeds.groupby(["dataset", "model", "method"], sort=False)
     means = groups[["retain_acc", "forget_acc", "test_acc", "seconds", "retain_acc_R", "forget_acc_R",
-                    "test_acc_R", "seconds_R", "Indisc", "test_MIA"]].mean()
+                    "test_acc_R", "seconds_R", *ATTACK_SCORES]].mean()
     n = groups.size()
-    complete = groups[["Indisc", "test_MIA"]].count().eq(n, axis=0)  # pandas' mean skips NaN: undo that
-    means[["Indisc", "test_MIA"]] = means[["Indisc", "test_MIA"]].where(complete)
+    complete = groups[ATTACK_SCORES].count().eq(n, axis=0)  # pandas' mean skips NaN: undo that
+    means[ATTACK_SCORES] = means[ATTACK_SCORES].where(complete)
     point = pd.DataFrame(index=means.index)
     point["RA"], point["FA"], point["TA"] = means["retain_acc"], means["forget_acc"], means["test_acc"]
     point["RR"] = means["retain_acc"] / means["retain_acc_R"]
     point["FR"] = means["forget_acc"] / means["forget_acc_R"]
     point["TR"] = means["test_acc"] / means["test_acc_R"]
     point["RetDev"] = (point["RR"] - 1).abs() + (point["FR"] - 1).abs() + (point["TR"] - 1).abs()
-    point["Indisc"] = means["Indisc"]
-    point["test_MIA"] = means["test_MIA"]
+    for score in ATTACK_SCORES:
+        point[score] = means[score]
     point["RTE"] = means["seconds_R"] / means["seconds"]
     point.loc[point.index.get_level_values("method") == "original", "RTE"] = np.nan
     point["seconds"] = means["seconds"]
     spread = groups[SUMMARY_SCORES].std(ddof=1)
-    spread[["Indisc", "test_MIA"]] = spread[["Indisc", "test_MIA"]].where(complete)
+    spread[ATTACK_SCORES] = spread[ATTACK_SCORES].where(complete)
     half = spread.mul(t_quantile(n, level), axis=0).div(np.sqrt(n), axis=0)
     out = point.add_suffix("_mean").join(spread.add_suffix("_std")).join(half.add_suffix("_ci"))
     for score in SUMMARY_SCORES:

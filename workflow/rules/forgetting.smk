@@ -1,99 +1,66 @@
 # Beyond the paper. Per-example forgetting quality from the U-LiRA bank, without
-# training anything new (docs/protocol.md §6 for the bank): the NeurIPS 2023 unlearning
-# challenge's ε score (table_epsilon, figure_epsilon) and KLOM (table_klom, figure_klom).
+# training anything new (docs/protocol.md §6 for the bank): one table_{name} and one
+# figure_{name} rule per per-example score of attacks/registry.py EXAMPLE_SCORES (the
+# NeurIPS 2023 unlearning challenge's ε score, "epsilon", and KLOM, "klom";
+# docs/extending.md says how to add one).
 # What the hyperparameter search found (docs/protocol.md §5): Pareto fronts, the chosen
 # trial and sensitivity per method (table_search, figure_search).
 # Every job here reads existing artifacts only and imports neither scikit-learn nor a GPU.
 # Settings and input functions: common.smk (forgetting_common.smk).
 
 
-rule table_epsilon:
-    input:
-        unpack(forgetting_inputs),
-    output:
-        csv=report(
-            "results/tables/epsilon.csv",
-            caption="../report/table_epsilon.rst",
-            category="Forgetting quality",
-        ),
-        md="results/tables/epsilon.md",
-        values=f"{FORGETTING_DIR}/epsilon.npz",
-    log:
-        "logs/tables/epsilon.log",
-    localrule: True
-    conda:
-        ENV
-    params:
-        kinds=ULIRA_KINDS,
-        score=forgetting_params(),
-    script:
-        "../scripts/table_epsilon.py"
+for score in EXAMPLE_SCORES:
 
+    rule:
+        name:
+            f"table_{score}"
+        input:
+            unpack(forgetting_inputs),
+        output:
+            csv=report(
+                f"results/tables/{score}.csv",
+                caption="../report/forgetting_table.rst",
+                category="Forgetting quality",
+            ),
+            md=f"results/tables/{score}.md",
+            values=f"{FORGETTING_DIR}/{score}.npz",
+        log:
+            f"logs/tables/{score}.log",
+        localrule: True
+        conda:
+            ENV
+        params:
+            name=score,
+            caption=example_score(score).table_caption,
+            kinds=ULIRA_KINDS,
+            score=forgetting_params(),
+        script:
+            "../scripts/table_forgetting.py"
 
-rule table_klom:
-    input:
-        unpack(forgetting_inputs),
-    output:
-        csv=report(
-            "results/tables/klom.csv",
-            caption="../report/table_klom.rst",
-            category="Forgetting quality",
-        ),
-        md="results/tables/klom.md",
-        values=f"{FORGETTING_DIR}/klom.npz",
-    log:
-        "logs/tables/klom.log",
-    localrule: True
-    conda:
-        ENV
-    params:
-        kinds=ULIRA_KINDS,
-        score=forgetting_params(),
-    script:
-        "../scripts/table_klom.py"
-
-
-rule figure_epsilon:
-    input:
-        values=f"{FORGETTING_DIR}/epsilon.npz",
-        table="results/tables/epsilon.csv",
-    output:
-        png=report(
-            "figures/epsilon.png",
-            caption="../report/figure_epsilon.rst",
-            category="Forgetting quality",
-        ),
-        pdf="figures/epsilon.pdf",
-    log:
-        "logs/figures/epsilon.log",
-    localrule: True
-    conda:
-        ENV
-    params:
-        title=f"NeurIPS 2023 challenge score, {FORGETTING_TITLE}",
-    script:
-        "../scripts/figure_epsilon.py"
-
-
-rule figure_klom:
-    input:
-        f"{FORGETTING_DIR}/klom.npz",
-    output:
-        png=report(
-            "figures/klom.png",
-            caption="../report/figure_klom.rst",
-            category="Forgetting quality",
-        ),
-        pdf="figures/klom.pdf",
-    log:
-        "logs/figures/klom.log",
-    localrule: True
-    conda:
-        ENV
-    params:
-        title=f"KLOM, {FORGETTING_TITLE}",
-    script:
-        "../scripts/figure_klom.py"
+    rule:
+        name:
+            f"figure_{score}"
+        input:
+            values=f"{FORGETTING_DIR}/{score}.npz",
+            table=f"results/tables/{score}.csv",
+        output:
+            png=report(
+                f"figures/{score}.png",
+                caption="../report/forgetting_figure.rst",
+                category="Forgetting quality",
+            ),
+            pdf=f"figures/{score}.pdf",
+        log:
+            f"logs/figures/{score}.log",
+        localrule: True
+        conda:
+            ENV
+        params:
+            name=score,
+            caption=example_score(score).figure_caption,
+            title=f"{example_score(score).title}, {FORGETTING_TITLE}",
+        script:
+            "../scripts/figure_forgetting.py"
 
 
 rule table_search:

@@ -1,6 +1,10 @@
 # Settings and input functions of the forgetting-quality and search-trade-off rules
 # (included by common.smk; the rules are in forgetting.smk).
 
+from unlearnbench.attacks.registry import EXAMPLE_SCORES as _EXAMPLE_SCORES, example_score
+
+# the per-example scores over the shadow bank, each with a table_{name} and a figure_{name} rule
+EXAMPLE_SCORES = [s.name for s in _EXAMPLE_SCORES]
 FORGETTING_DIR = f"results/ulira/{ULIRA_DATASET}/{ULIRA_MODEL}/forgetting"
 FORGETTING_TITLE = (
     f"{ULIRA_DATASET} / {ULIRA_MODEL}: U-LiRA bank of {ULIRA['splits']} splits x "
@@ -43,12 +47,8 @@ def forgetting_outputs():
     """The forgetting-quality and search-trade-off tables and figures, for rule all."""
     out = []
     if ULIRA["enabled"]:
-        out += [
-            *rules.table_epsilon.output,
-            *rules.table_klom.output,
-            *rules.figure_epsilon.output,
-            *rules.figure_klom.output,
-        ]
+        for kind in ("table", "figure"):
+            out += [f for s in EXAMPLE_SCORES for f in getattr(rules, f"{kind}_{s}").output]
     if ub_config.search_on(config):
         out += [*rules.table_search.output, *rules.figure_search.output]
     return out

@@ -3,7 +3,8 @@
 Members = forget set, non-members = val or test. Both are shuffled and truncated to
 the smaller size; a logistic regression on the single loss feature is scored by
 accuracy over StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=123).
-0.5 means the two sets are indistinguishable.
+0.5 means the two sets are indistinguishable. `population_mia` is the first per-model
+attack of attacks/registry.py: every evaluation runs it.
 """
 
 from __future__ import annotations
@@ -32,3 +33,16 @@ def mia_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray, seed: 
     y = np.concatenate([np.ones(n, dtype=np.int64), np.zeros(n, dtype=np.int64)])
     cv = StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=seed)
     return float(cross_val_score(LogisticRegression(), x, y, cv=cv, scoring="accuracy").mean())
+
+
+def population_mia(predictions) -> dict[str, float]:
+    """The registry's per-model attack (attacks/registry.py): forget set against val
+    (`val_mia`, the search objective's) and against test (`test_mia`, the tables').
+    A model with non-finite outputs on either set gets NaN: its losses there are a
+    constant, and an MIA over them would read as "indiscernible" (docs/protocol.md §4)."""
+    forget = predictions["forget"]
+    out = {}
+    for key, other in (("val_mia", "val"), ("test_mia", "test")):
+        healthy = forget.finite.all() and predictions[other].finite.all()
+        out[key] = mia_accuracy(forget.losses, predictions[other].losses) if healthy else float("nan")
+    return out

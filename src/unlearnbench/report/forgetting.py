@@ -1,6 +1,6 @@
 """Per-example forgetting quality from the U-LiRA shadow bank, without training anything
 new: the NeurIPS 2023 challenge's ε score (attacks/epsilon.py) and KLOM
-(attacks/klom.py), their tables (results/tables/{epsilon,klom}.{csv,md}, with the
+(attacks/klom.py), registered in attacks/registry.py EXAMPLE_SCORES, their tables (results/tables/{epsilon,klom}.{csv,md}, with the
 per-example values beside the bank), the tables' explanations and the figures; the scores
 themselves are computed in forgetting_scores.py. Which bank models stand on each side
 of an example: attacks/sides.py (docs/protocol.md §6 for the bank).
@@ -215,9 +215,10 @@ def epsilon_figure(values_npz, table_csv, png, pdf, title: str = "") -> None:
     save(fig, png, pdf)
 
 
-def klom_figure(values_npz, png, pdf, title: str = "") -> None:
+def klom_figure(values_npz, table_csv, png, pdf, title: str = "") -> None:
     """Per role (forget, retain, val), the distribution of per-example KLOM per kind
-    (box plots; symmetric-log axis, 0 = like retraining)."""
+    (box plots; symmetric-log axis, 0 = like retraining); `table_csv` is not read (the
+    figure signature of attacks/registry.py ExampleScore)."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 

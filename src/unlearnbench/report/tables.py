@@ -17,17 +17,21 @@ import numpy as np
 import pandas as pd
 
 from .. import io, methods, scores, search
+from ..attacks.registry import table_scores
 from .formatting import CI_NOTE, Cell, fmt_rank, is_missing, latex, markdown, point_ci, write_csv
 from .method_scope import PAPER_RANK, PAPER_RANK_NOTE, na_labels, na_notes, paper_frame, paper_rank_cell, with_na
 
+# the per-model attacks' scores (attacks/registry.py MODEL_ATTACKS: Indisc and test MIA
+# from the population MIA) between RetDev and RTE
+_ATTACKS = table_scores()
 MAIN_COLUMNS = [("RA", 3), ("FA", 3), ("TA", 3), ("RR", 3), ("FR", 3), ("TR", 3), ("RetDev", 3),
-                ("Indisc", 3), ("test_MIA", 3), ("RTE", 1)]
-HEADERS = {"test_MIA": "test MIA"}
+                *((s.name, s.decimals) for s in _ATTACKS), ("RTE", 1)]
+HEADERS = {s.name: s.header for s in _ATTACKS if s.header}
 # best value per setting (among unlearning methods) is printed in bold
-BEST = {"RetDev": "min", "Indisc": "max", "RTE": "max"}
+BEST = {"RetDev": "min", **{s.name: s.best for s in _ATTACKS if s.best}, "RTE": "max"}
 DIVERGED = "diverged"
 # scores whose value is undefined for a model with non-finite outputs (NaN in the CSVs)
-UNDEFINED_WHEN_DIVERGED = {"Indisc", "test_MIA"}
+UNDEFINED_WHEN_DIVERGED = {s.name for s in _ATTACKS}
 DIVERGED_NOTE = ("(diverged k/n): on k of n seeds the model gave non-finite outputs (on the share of evaluated "
                  "rows given in main.csv's nonfinite_fraction); those rows count as wrong predictions, its MIA and "
                  "Indisc are undefined (shown as 'diverged'), it is never marked best and ranks below every method "
