@@ -95,7 +95,7 @@ def test_running_a_subset(clone):
 
 
 def test_adding_a_method(clone):
-    """README's recipe: one module beside ft.py; config, search, tables and figures pick it
+    """docs/extending.md's method recipe: one module beside ft.py; config, search, tables and figures pick it
     up by its NAME."""
     ft = (clone / "src/unlearnbench/methods/ft.py").read_text()
     module = re.sub(r'^LABEL = .*$', f"LABEL = {NEW_LABEL!r}", re.sub(r'^NAME = .*$', f'NAME = "{NEW_METHOD}"', ft,

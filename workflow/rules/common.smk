@@ -255,7 +255,7 @@ include: "forgetting_common.smk"
 # The README gallery: the main figures, U-LiRA's and the search's (rule gallery).
 GALLERY_FIGURES = (
     REPORT_FIGURES
-    + (["ulira", "epsilon", "klom"] if ULIRA["enabled"] else [])
+    + (["ulira", *EXAMPLE_SCORES] if ULIRA["enabled"] else [])
     + (
         [f"search_{d}_{m}" for d in DATASETS for m in MODELS]
         if ub_config.search_on(config)

@@ -1,10 +1,11 @@
 # Settings and input functions of the forgetting-quality and search-trade-off rules
 # (included by common.smk; the rules are in forgetting.smk).
 
-from unlearnbench.attacks.registry import EXAMPLE_SCORES as _EXAMPLE_SCORES, example_score
+from unlearnbench.attacks import registry as ub_registry
+from unlearnbench.attacks.registry import example_score
 
 # the per-example scores over the shadow bank, each with a table_{name} and a figure_{name} rule
-EXAMPLE_SCORES = [s.name for s in _EXAMPLE_SCORES]
+EXAMPLE_SCORES = [s.name for s in ub_registry.EXAMPLE_SCORES]
 FORGETTING_DIR = f"results/ulira/{ULIRA_DATASET}/{ULIRA_MODEL}/forgetting"
 FORGETTING_TITLE = (
     f"{ULIRA_DATASET} / {ULIRA_MODEL}: U-LiRA bank of {ULIRA['splits']} splits x "
