@@ -49,7 +49,9 @@ def forgetting_outputs():
     out = []
     if ULIRA["enabled"]:
         for kind in ("table", "figure"):
-            out += [f for s in EXAMPLE_SCORES for f in getattr(rules, f"{kind}_{s}").output]
+            out += [
+                f for s in EXAMPLE_SCORES for f in getattr(rules, f"{kind}_{s}").output
+            ]
     if ub_config.search_on(config):
         out += [*rules.table_search.output, *rules.figure_search.output]
     return out
