@@ -253,6 +253,10 @@ def test_a_toy_per_example_score_gets_its_table_and_figure(toys):
     values = np.load(toys / "results/ulira/toyset/tinymlp/forgetting/toyscore.npz")
     assert values["original"].size == table.loc["original", "n_examples"] > 0
     assert (toys / "figures/toyscore.png").stat().st_size > 0 and (toys / "figures/toyscore.pdf").exists()
+    # the HTML report shows both with the registry's captions
+    _snakemake(toys, "--report", "report.html", "table_toyscore", "figure_toyscore", "--configfile", "tiny.yaml")
+    html = (toys / "report.html").read_text(errors="replace")
+    assert "Toy score</strong>: per method" in html and "Toy score</strong> per method" in html
 
 
 def test_a_toy_table_is_built_and_in_rule_all(toys):
