@@ -157,13 +157,27 @@ rule table_seed_counts:
     script:
         "../scripts/table_seed_counts.py"
 '''
+TOY_BUILDER = '''
+
+def build_evens(base, labels, p, memorisation=None) -> dict:
+    """Forget the first `share` of D's examples with an even label."""
+    d = _d(base)
+    even = d[labels[d] % 2 == 0]
+    return _split(base, d, even[: int(p["share"] * len(even))])
+
+'''
 TINY = {
     "datasets": ["toyset"], "models": ["tinymlp"], "seeds": [0], "methods": ["ft"], "device": "cpu",
     "search": {"trials": 0}, "method_params": {"ft": {"epochs": 1}},
     "ulira": {"enabled": True, "dataset": "toyset", "model": "tinymlp", "splits": 4, "forget_sets": 2,
               "forget_fraction": 0.5, "epochs": 2, "methods": ["ft"], "min_samples": 4},
 }
-TARGETS = ["results/tables/main.md", "results/tables/seed_counts.csv", "table_toyscore", "figure_toyscore"]
+# the scenario recipe's toy, once the forgetting scenarios are in the tree
+SCENARIOS = (REPO / "src/unlearnbench/scenarios.py").exists()
+if SCENARIOS:
+    TINY["scenarios"] = [{"kind": "random"}, {"kind": "evens", "share": 0.5}]
+TARGETS = ["results/tables/main.md", "results/tables/seed_counts.csv", "table_toyscore", "figure_toyscore",
+           *(["results/tables/scenarios/evens.csv"] if SCENARIOS else [])]
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -181,15 +195,24 @@ def add_toys(repo: Path) -> None:
     # a dataset: its facts in catalog.py, its loader in data.py
     _edit(src / "catalog.py", "\nMODELS: dict", TOY_DATASET_ENTRY + "\nMODELS: dict")
     _edit(src / "data.py", "\n# each dataset's loader", TOY_LOADER + "# each dataset's loader")
-    _edit(src / "data.py", '    "utkface": load_utkface,\n', '    "utkface": load_utkface,\n    "toyset": load_toyset,\n')
+    _edit(src / "data.py", '    "utkface": load_utkface,\n',
+          '    "utkface": load_utkface,\n    "toyset": load_toyset,\n')
     # a model: its name and cost in catalog.py, its builder in models.py
-    _edit(src / "catalog.py", '    Model("smallcnn", cost=0.2),\n', '    Model("smallcnn", cost=0.2),\n    Model("tinymlp", cost=0.05),\n')
+    _edit(src / "catalog.py", '    Model("smallcnn", cost=0.2),\n',
+          '    Model("smallcnn", cost=0.2),\n    Model("tinymlp", cost=0.05),\n')
     _edit(src / "models.py", "\nBUILDERS: dict", TOY_MODEL + "\nBUILDERS: dict")
     _edit(src / "models.py", '    "smallcnn": _smallcnn,\n', '    "smallcnn": _smallcnn,\n    "tinymlp": TinyMLP,\n')
     # a per-model attack and a per-example score: a module each, an entry each in attacks/registry.py
     (src / "attacks/loss_gap.py").write_text(TOY_ATTACK_MODULE)
     (src / "report/toy_score.py").write_text(TOY_SCORE_MODULE)
     _append(src / "attacks/registry.py", TOY_ATTACK_ENTRY + TOY_SCORE_ENTRY)
+    # a scenario: its kind and defaults in scenarios.py, its builder in scenario_data.py
+    if SCENARIOS:
+        _edit(src / "scenarios.py", '    "typical": {"size": None, "stratum": None, "seed": 0},\n',
+              '    "typical": {"size": None, "stratum": None, "seed": 0},\n    "evens": {"share": 0.5},\n')
+        _edit(src / "scenario_data.py", "\nBUILDERS: dict", TOY_BUILDER + "BUILDERS: dict")
+        _edit(src / "scenario_data.py", '"typical": build_typical,\n',
+              '"typical": build_typical, "evens": build_evens,\n')
     # a table: its function, its script, its rule and caption, and rule all's list
     (src / "report/seed_counts.py").write_text(TOY_TABLE_MODULE)
     (repo / "workflow/scripts/table_seed_counts.py").write_text(TOY_TABLE_SCRIPT)
@@ -224,8 +247,14 @@ def test_the_copy_imports_its_own_package(toys):
     assert Path(out.strip()).is_relative_to(toys / "src")
 
 
-def test_a_toy_dataset_and_model_run_through_the_workflow(toys):
+def _main_rows(toys: Path) -> pd.DataFrame:
+    """metrics.csv's rows of the main benchmark (the random scenario)."""
     metrics = pd.read_csv(toys / "results/metrics.csv")
+    return metrics[metrics["scenario"] == "random"].drop(columns="scenario") if "scenario" in metrics else metrics
+
+
+def test_a_toy_dataset_and_model_run_through_the_workflow(toys):
+    metrics = _main_rows(toys)
     assert set(zip(metrics["dataset"], metrics["model"])) == {("toyset", "tinymlp")}
     assert list(metrics["method"]) == ["ft", "original", "retrained"]
     assert (metrics["retain_acc"] > 0.9).all(), metrics  # the quadrants are easy: well above chance (0.25)
@@ -235,7 +264,7 @@ def test_a_toy_dataset_and_model_run_through_the_workflow(toys):
 
 
 def test_a_toy_per_model_attack_reaches_metrics_and_the_main_table(toys):
-    metrics = pd.read_csv(toys / "results/metrics.csv")
+    metrics = _main_rows(toys)
     assert list(metrics.columns[:11]) == ["dataset", "model", "method", "seed", "retain_acc", "forget_acc",
                                           "val_acc", "test_acc", "val_mia", "test_mia", "loss_gap"]
     assert metrics["loss_gap"].notna().all() and metrics["val_mia"].notna().all()  # the MIA still runs first
@@ -268,3 +297,14 @@ def test_a_toy_table_is_built_and_in_rule_all(toys):
     dry = _snakemake(toys, "-n", "--configfile", "tiny.yaml", "--forcerun", *toys_built)
     jobs = set(re.findall(r"^(\w+)\s+\d+$", (dry.stdout + dry.stderr).split("Job stats:")[1], flags=re.M))
     assert {*toys_built, "table_epsilon", "figure_epsilon", "table_klom", "figure_klom"} <= jobs, jobs
+
+
+@pytest.mark.skipif(not SCENARIOS, reason="no forgetting scenarios (src/unlearnbench/scenarios.py) in this tree")
+def test_a_toy_scenario(toys):
+    metrics = pd.read_csv(toys / "results/metrics.csv")
+    evens = metrics[metrics["scenario"] == "evens"].set_index("method")
+    assert set(evens.index) == {"ft", "original", "retrained"}
+    splits = np.load(toys / "results/scenarios/evens/toyset/splits.npz")
+    labels = np.arange(400) % 4  # the toy dataset's labels, in pool order
+    assert len(splits["forget"]) > 0 and (labels[splits["forget"]] % 2 == 0).all()
+    assert "ft" in (toys / "results/tables/scenarios/evens.csv").read_text()
