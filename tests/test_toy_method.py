@@ -1,4 +1,4 @@
-"""Adding a method as README describes keeps the suite green: a toy module, added to a
+"""Adding a method as docs/extending.md describes keeps the suite green: a toy module, added to a
 copy of the project, passes the method contract, config, claims and report tests."""
 
 from __future__ import annotations
