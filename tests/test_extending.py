@@ -1,8 +1,9 @@
 """docs/extending.md's recipes, each followed with a toy in a temporary copy of the
 repository and run through one real tiny Snakemake workflow: a toy dataset, a toy model,
-a toy per-model attack, a toy per-example score and a toy table, all added to one copy and
-built by one `snakemake` run (the U-LiRA bank on the toy dataset and model). The method
-recipe's test is tests/test_readme_examples.py::test_adding_a_method.
+a toy per-model attack, a toy per-example score, a toy scenario and a toy table, all
+added to one copy and built by one `snakemake` run (the U-LiRA bank on the toy dataset
+and model). The method recipe's tests are tests/test_readme_examples.py::test_adding_a_method
+and tests/test_toy_method.py.
 """
 
 from __future__ import annotations
@@ -171,13 +172,10 @@ TINY = {
     "search": {"trials": 0}, "method_params": {"ft": {"epochs": 1}},
     "ulira": {"enabled": True, "dataset": "toyset", "model": "tinymlp", "splits": 4, "forget_sets": 2,
               "forget_fraction": 0.5, "epochs": 2, "methods": ["ft"], "min_samples": 4},
+    "scenarios": [{"kind": "random"}, {"kind": "evens", "share": 0.5}],
 }
-# the scenario recipe's toy, once the forgetting scenarios are in the tree
-SCENARIOS = (REPO / "src/unlearnbench/scenarios.py").exists()
-if SCENARIOS:
-    TINY["scenarios"] = [{"kind": "random"}, {"kind": "evens", "share": 0.5}]
 TARGETS = ["results/tables/main.md", "results/tables/seed_counts.csv", "table_toyscore", "figure_toyscore",
-           *(["results/tables/scenarios/evens.csv"] if SCENARIOS else [])]
+           "results/tables/scenarios/evens.csv"]
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -206,13 +204,13 @@ def add_toys(repo: Path) -> None:
     (src / "attacks/loss_gap.py").write_text(TOY_ATTACK_MODULE)
     (src / "report/toy_score.py").write_text(TOY_SCORE_MODULE)
     _append(src / "attacks/registry.py", TOY_ATTACK_ENTRY + TOY_SCORE_ENTRY)
-    # a scenario: its kind and defaults in scenarios.py, its builder in scenario_data.py
-    if SCENARIOS:
-        _edit(src / "scenarios.py", '    "typical": {"size": None, "stratum": None, "seed": 0},\n',
-              '    "typical": {"size": None, "stratum": None, "seed": 0},\n    "evens": {"share": 0.5},\n')
-        _edit(src / "scenario_data.py", "\nBUILDERS: dict", TOY_BUILDER + "BUILDERS: dict")
-        _edit(src / "scenario_data.py", '"typical": build_typical,\n',
-              '"typical": build_typical, "evens": build_evens,\n')
+    # a scenario: its kind in methods/__init__.py, its defaults in scenarios.py, its builder in
+    # scenario_data.py
+    _edit(src / "methods/__init__.py", '"memorised", "typical")', '"memorised", "typical", "evens")')
+    _edit(src / "scenarios.py", '    "typical": {"size": None, "stratum": None, "seed": 0},\n',
+          '    "typical": {"size": None, "stratum": None, "seed": 0},\n    "evens": {"share": 0.5},\n')
+    _edit(src / "scenario_data.py", "\nBUILDERS: dict", TOY_BUILDER + "BUILDERS: dict")
+    _edit(src / "scenario_data.py", '"typical": build_typical,\n', '"typical": build_typical, "evens": build_evens,\n')
     # a table: its function, its script, its rule and caption, and rule all's list
     (src / "report/seed_counts.py").write_text(TOY_TABLE_MODULE)
     (repo / "workflow/scripts/table_seed_counts.py").write_text(TOY_TABLE_SCRIPT)
@@ -250,7 +248,7 @@ def test_the_copy_imports_its_own_package(toys):
 def _main_rows(toys: Path) -> pd.DataFrame:
     """metrics.csv's rows of the main benchmark (the random scenario)."""
     metrics = pd.read_csv(toys / "results/metrics.csv")
-    return metrics[metrics["scenario"] == "random"].drop(columns="scenario") if "scenario" in metrics else metrics
+    return metrics[metrics["scenario"] == "random"].drop(columns="scenario")
 
 
 def test_a_toy_dataset_and_model_run_through_the_workflow(toys):
@@ -299,7 +297,6 @@ def test_a_toy_table_is_built_and_in_rule_all(toys):
     assert {*toys_built, "table_epsilon", "figure_epsilon", "table_klom", "figure_klom"} <= jobs, jobs
 
 
-@pytest.mark.skipif(not SCENARIOS, reason="no forgetting scenarios (src/unlearnbench/scenarios.py) in this tree")
 def test_a_toy_scenario(toys):
     metrics = pd.read_csv(toys / "results/metrics.csv")
     evens = metrics[metrics["scenario"] == "evens"].set_index("method")
