@@ -188,29 +188,34 @@ def _append(path: Path, text: str) -> None:
     path.write_text(path.read_text() + text)
 
 
+# (file under src/unlearnbench, text that is there once, what replaces it), recipe by recipe
+TOY_EDITS = [
+    # a dataset: its facts in catalog.py, its loader in data.py
+    ("catalog.py", "\nMODELS: dict", TOY_DATASET_ENTRY + "\nMODELS: dict"),
+    ("data.py", "\n# each dataset's loader", TOY_LOADER + "# each dataset's loader"),
+    ("data.py", '    "utkface": load_utkface,\n', '    "utkface": load_utkface,\n    "toyset": load_toyset,\n'),
+    # a model: its name and cost in catalog.py, its builder in models.py
+    ("catalog.py", '    Model("smallcnn", cost=0.2),\n',
+     '    Model("smallcnn", cost=0.2),\n    Model("tinymlp", cost=0.05),\n'),
+    ("models.py", "\nBUILDERS: dict", TOY_MODEL + "\nBUILDERS: dict"),
+    ("models.py", '    "smallcnn": _smallcnn,\n', '    "smallcnn": _smallcnn,\n    "tinymlp": TinyMLP,\n'),
+    # a scenario: its kind in methods/__init__.py, its defaults in scenarios.py, its builder in scenario_data.py
+    ("methods/__init__.py", '"memorised", "typical")', '"memorised", "typical", "evens")'),
+    ("scenarios.py", '    "typical": {"size": None, "stratum": None, "seed": 0},\n',
+     '    "typical": {"size": None, "stratum": None, "seed": 0},\n    "evens": {"share": 0.5},\n'),
+    ("scenario_data.py", "\nBUILDERS: dict", TOY_BUILDER + "BUILDERS: dict"),
+    ("scenario_data.py", '"typical": build_typical,\n', '"typical": build_typical, "evens": build_evens,\n'),
+]
+
+
 def add_toys(repo: Path) -> None:
     src = repo / "src/unlearnbench"
-    # a dataset: its facts in catalog.py, its loader in data.py
-    _edit(src / "catalog.py", "\nMODELS: dict", TOY_DATASET_ENTRY + "\nMODELS: dict")
-    _edit(src / "data.py", "\n# each dataset's loader", TOY_LOADER + "# each dataset's loader")
-    _edit(src / "data.py", '    "utkface": load_utkface,\n',
-          '    "utkface": load_utkface,\n    "toyset": load_toyset,\n')
-    # a model: its name and cost in catalog.py, its builder in models.py
-    _edit(src / "catalog.py", '    Model("smallcnn", cost=0.2),\n',
-          '    Model("smallcnn", cost=0.2),\n    Model("tinymlp", cost=0.05),\n')
-    _edit(src / "models.py", "\nBUILDERS: dict", TOY_MODEL + "\nBUILDERS: dict")
-    _edit(src / "models.py", '    "smallcnn": _smallcnn,\n', '    "smallcnn": _smallcnn,\n    "tinymlp": TinyMLP,\n')
+    for name, old, new in TOY_EDITS:
+        _edit(src / name, old, new)
     # a per-model attack and a per-example score: a module each, an entry each in attacks/registry.py
     (src / "attacks/loss_gap.py").write_text(TOY_ATTACK_MODULE)
     (src / "report/toy_score.py").write_text(TOY_SCORE_MODULE)
     _append(src / "attacks/registry.py", TOY_ATTACK_ENTRY + TOY_SCORE_ENTRY)
-    # a scenario: its kind in methods/__init__.py, its defaults in scenarios.py, its builder in
-    # scenario_data.py
-    _edit(src / "methods/__init__.py", '"memorised", "typical")', '"memorised", "typical", "evens")')
-    _edit(src / "scenarios.py", '    "typical": {"size": None, "stratum": None, "seed": 0},\n',
-          '    "typical": {"size": None, "stratum": None, "seed": 0},\n    "evens": {"share": 0.5},\n')
-    _edit(src / "scenario_data.py", "\nBUILDERS: dict", TOY_BUILDER + "BUILDERS: dict")
-    _edit(src / "scenario_data.py", '"typical": build_typical,\n', '"typical": build_typical, "evens": build_evens,\n')
     # a table: its function, its script, its rule and caption, and rule all's list
     (src / "report/seed_counts.py").write_text(TOY_TABLE_MODULE)
     (repo / "workflow/scripts/table_seed_counts.py").write_text(TOY_TABLE_SCRIPT)
