@@ -31,7 +31,7 @@ DATASETS["toyset"] = Dataset("toyset", 4, None, 8, 3, (0.5,) * 3, (0.25,) * 3, "
 '''
 TOY_LOADER = '''
 
-def load_toyset(root: Path, download: bool, size: int = 8) -> Pool:
+def load_toyset(root: Path, download: bool, size: int = 8, verify_checksums: bool = True) -> Pool:
     """4 classes of noisy 8x8 images, each class brightest in its own quadrant: 320 train, 80 test."""
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(400) % 4
