@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from unlearnbench import methods, search
-from unlearnbench.report import tables
+from unlearnbench.report import hyperparameters
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -352,9 +352,24 @@ def test_hyperparameter_table_keeps_a_method_whose_studies_all_failed(tmp_path):
     for best in (failed, chosen):
         paths.append(tmp_path / f"{best['method']}.json")
         paths[-1].write_text(json.dumps(best))
-    table = tables.write_hyperparameters_table(paths, tmp_path / "h.csv", tmp_path / "h.md")
+    table = hyperparameters.write_hyperparameters_table(paths, tmp_path / "h.csv", tmp_path / "h.md")
     assert list(table["method"]) == ["ft", "ff"]  # paper order
     assert table.loc[1, list(search.OBJECTIVES) + ["norm"]].isna().all()
     assert table.loc[0, "norm"] == 0.25 and table.loc[0, "retain_gap"] == 0.1
     md = (tmp_path / "h.md").read_text()
     assert "| FF " in md and "none complete: defaults" in md and "(defaults)" in md and "0.2500" in md
+
+
+def test_hyperparameter_table_prints_a_method_that_does_not_apply_as_n_a(tmp_path):
+    """A configured method that does not apply to the scenario (a class-wise one on random
+    forget sets) is not searched: listed "n/a" with its reason, not dropped."""
+    chosen = {"dataset": "digits", "model": "smallcnn", "method": "ft", "seed": 0, "trial": 1, "norm": 0.25,
+              "objectives": dict(zip(search.OBJECTIVES, (0.1, 0.2, 0.05, 0.1))), "params": {"lr": 0.05}}
+    (tmp_path / "ft.json").write_text(json.dumps(chosen))
+    reason = methods.not_applicable_reason("unsir", "random")
+    table = hyperparameters.write_hyperparameters_table([tmp_path / "ft.json"], tmp_path / "h.csv", tmp_path / "h.md",
+                                                        [("digits", "smallcnn", "unsir", reason)] * 2)
+    assert list(table["method"]) == ["ft", "unsir"] and table.loc[1, "na_reason"] == reason
+    md = (tmp_path / "h.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| UNSIR†"))
+    assert [c.strip() for c in row.strip("|").split("|")][1:3] == ["n/a", "-"] and f"n/a: {reason}" in md

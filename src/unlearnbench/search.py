@@ -2,7 +2,7 @@
 Optuna study runner, the per-trial table, the method defaults moved into a search space,
 and the best-trial selection. Its one user is the study runner of unlearnbench/jobs/search.py
 (`run_search`, shared by the main search and U-LiRA's, jobs/ulira.py); the table of the
-chosen settings is report/tables.py's write_hyperparameters_table.
+chosen settings is report/hyperparameters.py's write_hyperparameters_table.
 
 The engine knows nothing about unlearning: it takes `space(trial, epoch_cap) -> hp`
 and `objective(hp) -> 4 floats` (or `objective(hp, trial)` when the objective needs the

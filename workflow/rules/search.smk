@@ -117,5 +117,8 @@ rule table_hyperparameters:
     localrule: True
     conda:
         ENV
+    params:
+        # (dataset, model, method, reason) of the methods not searched: they do not apply
+        not_applicable=sorted({r[:3] + r[4:] for r in not_applicable_rows()}),
     script:
         "../scripts/table_hyperparameters.py"

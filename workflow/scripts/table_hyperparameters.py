@@ -1,7 +1,8 @@
 """results/tables/hyperparameters.{csv,md}: the chosen setting per dataset, model, method."""
 
 from unlearnbench.logs import logging_to
-from unlearnbench.report.tables import write_hyperparameters_table
+from unlearnbench.report.hyperparameters import write_hyperparameters_table
 
 with logging_to(snakemake.log[0]):
-    write_hyperparameters_table(list(snakemake.input), snakemake.output.csv, snakemake.output.md)
+    write_hyperparameters_table(list(snakemake.input), snakemake.output.csv, snakemake.output.md,
+                                snakemake.params.not_applicable)

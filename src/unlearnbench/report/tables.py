@@ -9,14 +9,13 @@ the interval bounds and the number of seeds.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .. import io, methods, scores, search
+from .. import io, methods, scores
 from ..attacks.registry import table_scores
 from .formatting import CI_NOTE, Cell, fmt_rank, is_missing, latex, markdown, point_ci, write_csv
 from .method_scope import PAPER_RANK, PAPER_RANK_NOTE, na_labels, na_notes, paper_frame, paper_rank_cell, with_na
@@ -339,48 +338,6 @@ def write_rankings_table(metrics_csv, out_csv, out_means_csv, out_md, out_tex) -
     io.write_text(out_tex, latex([(None, wide)], " ".join(
         [RANK_TITLE + " (brackets: per-seed mean rank; " + CI_NOTE + ")."] + notes), "tab:rankings"))
     return ranks
-
-
-
-
-def _format_value(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
-def write_hyperparameters_table(best_jsons: Sequence, out_csv, out_md) -> pd.DataFrame:
-    """results/tables/hyperparameters.{csv,md}: the chosen setting per dataset, model and
-    method (searched parameters; the rest are the method defaults)."""
-    rows = []
-    for path in best_jsons:
-        best = io.read_json(path)
-        objectives = best["objectives"] or dict.fromkeys(search.OBJECTIVES)  # None: no study completed a trial
-        rows.append({"dataset": best.get("dataset"), "model": best.get("model"), "method": best["method"],
-                     "search_seed": best["seed"], "trial": best["trial"], "norm": best["norm"],
-                     **objectives, "params": json.dumps(best["params"], sort_keys=True)})
-    columns = ["dataset", "model", "method", "search_seed", "trial", "norm", *search.OBJECTIVES, "params"]
-    table = pd.DataFrame(rows, columns=columns)
-    rank = {m: i for i, m in enumerate(methods.names())}
-    table = (table.assign(_rank=table["method"].map(rank)).sort_values(["dataset", "model", "_rank"], kind="stable")
-             .drop(columns="_rank").reset_index(drop=True))
-    with io.atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
-    parts = ["# Chosen hyperparameters (smallest norm of the 4 search objectives over the search seeds; "
-             "parameters not listed keep the method defaults; trial \"defaults\": the method defaults won)\n"]
-    for (dataset, model), block in table.groupby(["dataset", "model"], sort=False):
-        shown = pd.DataFrame({
-            "Method": [methods.label(m) for m in block["method"]],
-            "Setting": [", ".join(f"{k}={_format_value(v)}" for k, v in json.loads(p).items()) or "(defaults)"
-                        for p in block["params"]],
-            "Seed": ["-" if pd.isna(v) else str(int(v)) for v in block["search_seed"]],
-            "Trial": ["none complete: defaults" if pd.isna(t) else "defaults" if t == search.DEFAULTS_NUMBER
-                      else str(int(t)) for t in block["trial"]],
-            "Norm": ["-" if pd.isna(v) else f"{v:.4f}" for v in block["norm"]]})
-        parts.append(f"## {dataset} / {model}\n")
-        parts.append(shown.to_markdown(index=False) + "\n")
-    io.write_text(out_md, "\n".join(parts + methods.legend(table["method"])))
-    return table
 
 
 # ----------------------------------------------------------------------------- U-LiRA
