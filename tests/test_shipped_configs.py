@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((REPO / "configs").glob("*.yaml"))
 # Where the data live and what is kept: a machine's business, not the protocol's.
 NOT_PROTOCOL = {"data_dir", "download", "keep_unlearned",
-                "search.one_job", "ulira.one_job"}  # job granularity: the same files either way
+                "search.one_job", "ulira.one_job",  # job granularity: the same files either way
+                "warm_start"}  # how jobs start: the same files either way
 
 # A config.yaml that differs from the paper in every key it can hold.
 HOSTILE = yaml.safe_load("""

@@ -8,6 +8,7 @@ of shape (N, 3, H, W); normalisation and augmentation happen batched (batches.py
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,13 +68,23 @@ def _grey_to_rgb(images: torch.Tensor, size: int = 32) -> torch.Tensor:
     return _resize(images.unsqueeze(1), size).expand(-1, 3, -1, -1).contiguous()
 
 
-def load_digits(root: Path, download: bool, size: int = 32, verify_checksums: bool = True) -> Pool:
-    """scikit-learn's bundled 8x8 digits: 0..16 grey levels, own 20 % test split."""
+@functools.cache
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits (images 0..16, targets), parsed once per process
+    (the warm-start server parses them before it forks its jobs); read-only."""
     from sklearn.datasets import load_digits as sk_digits
 
     bunch = sk_digits()
-    grey = torch.from_numpy(bunch.images * (255.0 / 16.0)).round().to(torch.uint8)
-    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    for array in (bunch.images, bunch.target):
+        array.setflags(write=False)
+    return bunch.images, bunch.target
+
+
+def load_digits(root: Path, download: bool, size: int = 32, verify_checksums: bool = True) -> Pool:
+    """scikit-learn's bundled 8x8 digits: 0..16 grey levels, own 20 % test split."""
+    images, target = digits_arrays()
+    grey = torch.from_numpy(images * (255.0 / 16.0)).round().to(torch.uint8)
+    labels = torch.from_numpy(target.astype(np.int64))
     order = np.random.RandomState(SPLIT_SEED).permutation(len(labels))
     n_test = int(0.2 * len(labels))
     order = np.concatenate([order[n_test:], order[:n_test]])  # train first, then test

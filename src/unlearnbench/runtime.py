@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cpu_rewrites import dense_small_map_convs, one_image_pass
+from .cpu_rewrites import dense_small_map_convs, one_image_pass, runs_as_linear
 
 
 def select_device(choice: str = "auto") -> torch.device:
@@ -123,23 +123,30 @@ def prepare_model(model: torch.nn.Module, device: torch.device,
     return model
 
 
-def is_channels_last(model: torch.nn.Module) -> bool:
-    """Whether the model's 4-d weights are stored channels_last."""
-    weights = [p for p in model.parameters() if p.dim() == 4]
-    return bool(weights) and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
-
-
 @contextlib.contextmanager
 def channels_last(model: torch.nn.Module, enabled: bool = True):
-    """Run a block with the model's weights channels_last, then restore the layout.
+    """Run a block with the model's convolution weights channels_last, then restore the
+    layout (with their gradients).
 
     The parameters stay the same objects (an optimiser built on them keeps working);
-    only their storage layout changes, so values are unchanged."""
-    convert = enabled and not is_channels_last(model) and any(p.dim() == 4 for p in model.parameters())
-    if convert:
-        model.to(memory_format=torch.channels_last)
+    only their storage layout changes, so values are unchanged. Left as they are: the
+    weights of convolutions that run as linear layers (dense_small_map_convs), whose
+    gradients arrive in the standard layout: channels_last would cost a transposing copy
+    of each (ResNet-18's 512x512x3x3) per step, and the fused SGD a layout conversion
+    (1.3x slower steps on 16x16 inputs, benchmarks/small_map_convs.py)."""
+    linear = {id(m.weight) for m in model.modules() if runs_as_linear(m)}
+    moved = [p for p in model.parameters() if enabled and p.dim() == 4 and id(p) not in linear
+             and not p.is_contiguous(memory_format=torch.channels_last)]
+    _to_layout(moved, torch.channels_last)
     try:
         yield model
     finally:
-        if convert:
-            model.to(memory_format=torch.contiguous_format)
+        _to_layout(moved, torch.contiguous_format)
+
+
+def _to_layout(params: list, layout: torch.memory_format) -> None:
+    with torch.no_grad():
+        for p in params:
+            p.data = p.data.contiguous(memory_format=layout)
+            if p.grad is not None:
+                p.grad = p.grad.contiguous(memory_format=layout)

@@ -8,6 +8,7 @@ from unlearnbench import catalog
 from unlearnbench import config as ub_config
 from unlearnbench import data_files
 from unlearnbench import methods as ub_methods
+from unlearnbench import warm_start
 from unlearnbench.methods import REFERENCES
 from unlearnbench.provenance import config_hash
 
@@ -294,5 +295,25 @@ def check_data():
         raise WorkflowError("\n".join(["missing data:"] + problems))
 
 
+# Local runs on CPU: each job runs in a child of one warm-start server that imported the
+# libraries once (config warm_start; unlearnbench/warm_start.py). Stopped when the run
+# ends; it also stops by itself when this process is gone.
+WARM_START = {"server": None}
+
+
 onstart:
     check_data()
+    if (
+        workflow.local_exec
+        and config["warm_start"]
+        and warm_start.wanted(config["device"])
+    ):
+        WARM_START["server"] = warm_start.start("logs/warm_start.log")
+
+
+onsuccess:
+    warm_start.stop(WARM_START["server"])
+
+
+onerror:
+    warm_start.stop(WARM_START["server"])

@@ -1,5 +1,9 @@
 """Download one dataset where allowed, check it opens, and record what was found."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench import data, io
 from unlearnbench.logs import logging_to
 

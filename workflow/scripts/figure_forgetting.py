@@ -1,6 +1,10 @@
 """figures/{name}.{png,pdf} of one per-example score of attacks/registry.py EXAMPLE_SCORES
 (its `figure` function), from its per-example values and table."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.attacks.registry import example_score, resolve
 from unlearnbench.logs import logging_to
 

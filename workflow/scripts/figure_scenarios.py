@@ -1,6 +1,10 @@
 """figures/scenario_rankings.{png,pdf} (ranks per scenario side by side, Kendall's tau) and
 figures/scenarios/{scenario}.{png,pdf} (one per scenario)."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.logs import logging_to
 from unlearnbench.report.scenarios import ranking_figure, scenario_figure
 

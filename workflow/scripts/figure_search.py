@@ -1,5 +1,9 @@
 """figures/search_{dataset}_{model}.{png,pdf}: per method, the norm of every trial and its Pareto front."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.logs import logging_to
 from unlearnbench.report.search_tradeoffs import write_figures
 

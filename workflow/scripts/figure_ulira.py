@@ -1,5 +1,9 @@
 """figures/ulira.{png,pdf}: ROC curves (log-log) and the distribution of P per method."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.logs import logging_to
 from unlearnbench.report.figures import ulira_scores
 

@@ -1,5 +1,9 @@
 """results/provenance.json: package versions, Python, machine, git state, config hash, the scenarios' split files."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.logs import logging_to
 from unlearnbench.provenance import write_provenance
 

@@ -1,5 +1,9 @@
 """One scenario's seed: its references and every method (docs/protocol.md §10)."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.jobs.context import Context
 from unlearnbench.jobs.scenario import scenario_job
 from unlearnbench.logs import logging_to

@@ -1,5 +1,9 @@
 """Write one scenario's split file (docs/protocol.md §10) from the random split."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.jobs.scenario import write_scenario_split
 from unlearnbench.logs import logging_to
 

@@ -1,5 +1,9 @@
 """One hyperparameter study of (dataset, model, method, search seed); resumes its journal."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.jobs.context import Context
 from unlearnbench.jobs.search import search_job
 from unlearnbench.logs import logging_to

@@ -1,6 +1,10 @@
 """A method's studies, its choice of the best trial and its final unlearning runs in one
 job (search.one_job); the same files as the rules search, select_best and unlearn."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.jobs.context import Context
 from unlearnbench.jobs.method import search_unlearn_job
 from unlearnbench.logs import logging_to

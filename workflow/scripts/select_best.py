@@ -2,6 +2,10 @@
 a study without a usable trial fails the job unless search.on_no_complete_trial says
 defaults for this method."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.jobs.search import select_best_job
 from unlearnbench.logs import logging_to
 

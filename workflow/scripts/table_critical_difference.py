@@ -1,5 +1,9 @@
 """results/tables/critical_difference.{csv,md,tex} and nemenyi_pvalues.csv: Friedman + Nemenyi."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.logs import logging_to
 from unlearnbench.report.critical_difference import write_cd_table
 

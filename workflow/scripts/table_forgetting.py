@@ -1,6 +1,10 @@
 """results/tables/{name}.{csv,md} and the per-example values of one per-example score of
 attacks/registry.py EXAMPLE_SCORES (its `table` function), from the U-LiRA bank."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.attacks.registry import example_score, resolve
 from unlearnbench.logs import logging_to
 

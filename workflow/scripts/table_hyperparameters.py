@@ -1,5 +1,9 @@
 """results/tables/hyperparameters.{csv,md}: the chosen setting per dataset, model, method."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.logs import logging_to
 from unlearnbench.report.hyperparameters import write_hyperparameters_table
 

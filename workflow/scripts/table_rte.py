@@ -1,5 +1,9 @@
 """results/tables/rte.{csv,md,tex}: run-time efficiency and unlearning seconds per method and setting."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.logs import logging_to
 from unlearnbench.report.tables import write_rte_table
 

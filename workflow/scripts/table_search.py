@@ -1,5 +1,9 @@
 """results/tables/search_tradeoffs.{csv,md}: per method, its trials' spread, Pareto front and importances."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.logs import logging_to
 from unlearnbench.report.search_tradeoffs import write_table
 

@@ -1,6 +1,10 @@
 """Draw the initialisation of one (dataset, model, seed) and train its original (retain +
 forget) and retrained (retain) models from it."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.jobs.context import Context
 from unlearnbench.jobs.reference import train_references
 from unlearnbench.logs import logging_to

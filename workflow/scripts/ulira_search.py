@@ -1,5 +1,9 @@
 """One U-LiRA search study of (method, shadow split): forget set 0 of the split."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.jobs.ulira import ShadowContext, search_job
 from unlearnbench.logs import logging_to
 

@@ -1,5 +1,9 @@
 """best.json of one method over its U-LiRA search splits (the main search's selection)."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.jobs.search import select_best_job
 from unlearnbench.logs import logging_to
 

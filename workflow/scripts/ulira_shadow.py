@@ -2,6 +2,10 @@
 splits (one, or all with ulira.one_job); keep their logit banks and (temporarily) the
 originals' weights."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.jobs.ulira import ShadowContext, train_shadow_split
 from unlearnbench.logs import logging_to
 

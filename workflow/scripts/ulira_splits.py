@@ -1,5 +1,9 @@
 """U-LiRA split design: validation hold-out, K IN/OUT splits, F forget sets per split."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.jobs.ulira import write_design
 from unlearnbench.logs import logging_to
 

@@ -1,6 +1,10 @@
 """Unlearn the F shadow originals of each of the job's splits (one, or all with
 ulira.one_job) with one method; keep the logit banks."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench import methods
 from unlearnbench.jobs.ulira import ShadowContext, unlearn_shadow_split
 from unlearnbench.jobs.unlearn import chosen_hyperparameters

@@ -4,6 +4,10 @@ Hyperparameters: the method defaults, updated with config method_params, updated
 the search's chosen trial (best.json) when the search is on; the metrics JSON records
 which under "hyperparameters_source"."""
 
+from unlearnbench import warm_start
+
+warm_start.delegate()  # in a child of the run's warm-start server, when it has one
+
 from unlearnbench.jobs.context import Context
 from unlearnbench.jobs.unlearn import unlearn_job
 from unlearnbench.logs import logging_to

@@ -1,0 +1,294 @@
+"""Warm start of a local run's jobs (docs/performance.md#warm-start): one server process
+per run imports torch and the other libraries the jobs use once, and forks a child per
+job, so that a job no longer spends ~4 s of CPU importing them.
+
+A job script calls `delegate()` first. In a local run whose Snakemake started the server
+(`start`, from the workflow's onstart), the script's process sends the server its own
+file (the script Snakemake wrote, its preamble included), working folder, environment
+and standard streams, then waits; a child forked from the server runs that same file
+with them, so the job does what it would do in a fresh interpreter. Without a server
+(dry runs, cluster jobs, runs on a GPU, a server not ready yet or gone), `delegate`
+returns at once and the script runs in its own process, as before.
+
+Faults: the script's process forwards SIGINT, SIGTERM and SIGHUP to its child and ends
+as the child ended (its exit code, or the same signal); when the script's process dies
+(SIGKILL, a cancelled job) the server kills its child; the server stops taking jobs when
+the Snakemake process that started it is gone, and exits once its children are done.
+multiprocessing's forkserver preloads modules the same way but only serves the process
+that started it, not separate job processes: hence this module.
+
+Only on CPU: a process that has used CUDA cannot fork children that use it, and a GPU
+job's start-up is small beside its work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+ENV = "UNLEARNBENCH_WARM_SOCKET"
+"""The server's socket, set by `start` in the Snakemake process for the jobs it starts."""
+
+PRELOAD = (
+    "numpy", "pandas", "scipy.stats", "sklearn.datasets", "sklearn.linear_model", "sklearn.model_selection",
+    "torch", "torch._dynamo", "torchvision", "safetensors.torch", "optuna", "tqdm", "timm",
+    "matplotlib.pyplot", "seaborn",
+    "unlearnbench.data", "unlearnbench.jobs.context", "unlearnbench.jobs.method", "unlearnbench.jobs.scenario",
+    "unlearnbench.jobs.ulira", "unlearnbench.jobs.ulira_attack", "unlearnbench.methods", "unlearnbench.report.tables",
+    "unlearnbench.report.figures",
+)
+"""Imported by the server before it forks. torch._dynamo: torch.optim imports it when the
+first optimiser is built (~1.5 s); the others are what jobs import at their top."""
+
+_HEADER = struct.Struct("!Q")
+_in_child = False
+
+
+# -- the job script's side -------------------------------------------------------------
+
+def delegate() -> None:
+    """Run this job script in a child of the run's warm-start server and exit as it
+    exits; return (to run here) when there is no server to take it."""
+    path = os.environ.get(ENV)
+    if _in_child or not path or "SLURM_JOB_ID" in os.environ:
+        return
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        body = json.dumps({"argv": sys.argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
+        socket.send_fds(sock, [_HEADER.pack(len(body))], [0, 1, 2])
+        sock.sendall(body)
+        pid = _read_int(sock)
+    except OSError:  # no server (yet), or it closed before starting the job: run here
+        sock.close()
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: os.kill(pid, signum))
+    try:
+        status = _read_int(sock)
+    except OSError:
+        sys.exit(f"the warm-start server ended while job process {pid} ran; rerun to redo the job")
+    if os.WIFSIGNALED(status):  # end as the child ended
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    sys.exit(os.waitstatus_to_exitcode(status))
+
+
+def _read_int(sock: socket.socket) -> int:
+    data = b""
+    while len(data) < _HEADER.size:
+        chunk = sock.recv(_HEADER.size - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return _HEADER.unpack(data)[0]
+
+
+# -- the Snakemake process's side --------------------------------------------------------
+
+def wanted(device: str) -> bool:
+    """Whether a local run with config `device` runs its jobs on CPU, decided without
+    touching CUDA in this process: "cpu", or "auto" on a machine with no NVIDIA device."""
+    return device == "cpu" or (device == "auto" and not Path("/dev/nvidiactl").exists())
+
+
+def start(log_path: str | Path) -> subprocess.Popen:
+    """Start the server for this run (its output goes to `log_path`) and point the jobs
+    that this process starts at it. The server warms up while the first jobs start; those
+    run in their own processes."""
+    folder = tempfile.mkdtemp(prefix="unlearnbench-warm-")
+    path = os.path.join(folder, "socket")
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "unlearnbench.warm_start", path, str(os.getpid())],
+                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    os.environ[ENV] = path
+    return server
+
+
+def stop(server: subprocess.Popen | None) -> None:
+    """Stop taking jobs and wait for the server (it ends its running children first)."""
+    os.environ.pop(ENV, None)
+    if server is None or server.poll() is not None:
+        return
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+# -- the server --------------------------------------------------------------------------
+
+def serve(path: str, parent: int) -> None:
+    """Preload, then fork a child per job request on the socket `path` until process
+    `parent` (the run's Snakemake) is gone or asks to stop, then wait for the children."""
+    import importlib
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the jobs themselves
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    began = time.perf_counter()
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError as err:  # an optional library (timm, seaborn): its jobs import it themselves
+            print(f"not preloaded: {name} ({err})", flush=True)
+    from . import data
+
+    data.digits_arrays()  # the embedded dataset, parsed once
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    print(f"ready in {time.perf_counter() - began:.1f} s: {path}", flush=True)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    children: dict[int, socket.socket] = {}
+    accepting, served = True, 0
+    try:
+        while accepting or children:
+            if accepting and (stopping or os.getppid() != parent):
+                accepting = False
+                sel.unregister(listener)
+                listener.close()
+                for pid in children if stopping else ():
+                    _kill(pid, signal.SIGTERM)
+            for key, _ in sel.select(timeout=0.2):
+                if key.fileobj is listener:
+                    conn, _ = listener.accept()
+                    pid = _fork_job(conn, listener, children)
+                    if pid:
+                        children[pid] = conn
+                        sel.register(conn, selectors.EVENT_READ, pid)
+                        served += 1
+                elif not key.fileobj.recv(1):  # the job script's process is gone: so goes its job
+                    sel.unregister(key.fileobj)
+                    _kill(key.data, signal.SIGKILL)
+            while children:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+                if not pid:
+                    break
+                conn = children.pop(pid)
+                if conn.fileno() in sel.get_map():  # its script's process still waits for the status
+                    sel.unregister(conn)
+                    try:
+                        conn.sendall(_HEADER.pack(status))
+                    except OSError:
+                        pass
+                conn.close()
+    finally:
+        if accepting:
+            listener.close()
+        Path(path).unlink(missing_ok=True)
+        Path(path).parent.rmdir()
+    print(f"served {served} jobs", flush=True)
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _fork_job(conn: socket.socket, listener: socket.socket, children: dict) -> int:
+    """Read one request and fork its child; 0 when the request is broken (the caller
+    then runs its job itself)."""
+    try:
+        header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
+        if len(header) != _HEADER.size or len(fds) != 3:
+            raise ConnectionError("incomplete request")
+        size, body = _HEADER.unpack(header)[0], b""
+        while len(body) < size:
+            chunk = conn.recv(size - len(body))
+            if not chunk:
+                raise ConnectionError("incomplete request")
+            body += chunk
+        request = json.loads(body)
+    except (OSError, ValueError) as err:
+        print(f"refused a request: {err}", flush=True)
+        conn.close()
+        return 0
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        listener.close()
+        for other in children.values():
+            other.close()
+        conn.close()
+        _run_job(request, fds)  # never returns
+    for fd in fds:
+        os.close(fd)
+    conn.sendall(_HEADER.pack(pid))
+    return pid
+
+
+def _run_job(request: dict, fds: list[int]) -> None:
+    """In the forked child: become the job script's process (its streams, folder,
+    environment, arguments and fresh random states), run its file, exit with its code."""
+    global _in_child
+    _in_child = True
+    code = 1
+    try:
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = list(request["argv"])
+        _fresh_random_states()
+        import runpy
+
+        runpy.run_path(sys.argv[0], run_name="__main__")
+        code = 0
+    except SystemExit as end:  # as the interpreter treats it: None is 0, a message is printed and is 1
+        if end.code is None or isinstance(end.code, int):
+            code = end.code or 0
+        else:
+            print(end.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(code)
+
+
+def _fresh_random_states() -> None:
+    """What a new interpreter starts with: torch's fixed default seed, numpy's and
+    Python's global generators seeded from the system."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed()
+    np.random.seed()
+    torch.manual_seed(torch.Generator().initial_seed())
+
+
+if __name__ == "__main__":
+    from unlearnbench.warm_start import serve as _serve  # the module, not __main__: its flag is the jobs'
+
+    _serve(sys.argv[1], int(sys.argv[2]))
