@@ -1,10 +1,11 @@
 """The scenario stage (docs/protocol.md §10): a scenario's split file, then one job per
-(scenario, dataset, model) that trains its references and runs every method on each of
-its seeds with the random scenario's hyperparameters (its search's choice, or the
-config's), writing the same metrics JSONs as the main stages, under
-results/scenarios/{scenario}/{dataset}/{model}/. A method the random scenario does not
-run (a class-wise one) is searched here, on the scenario's own seed, with the random
-scenario's budget (docs/protocol.md §10.8)."""
+(scenario, dataset, model, seed) that trains its references and runs every method,
+writing the same metrics JSONs as the main stages, under
+results/scenarios/{scenario}/{dataset}/{model}/. Hyperparameters (docs/protocol.md §10.8,
+the entry's `hyperparameters`): `own`, each method is searched here, on the job's seed,
+with the random scenario's budget and settings; `random`, the random scenario's choice
+(or the config's) is borrowed, and a method the random scenario does not run (a
+class-wise one) is still searched here."""
 
 from __future__ import annotations
 
@@ -68,14 +69,20 @@ def not_applicable(method: str, reason: str, out) -> dict:
 
 def scenario_job(ctx: Context, scenario: str, model: str, seeds: Sequence[int], recipe: dict,
                  method_names: Sequence[str], method_params: Mapping, best_jsons: Mapping | None, out_dir,
-                 searches: Mapping[str, SearchSettings] | None = None) -> None:
+                 searches: Mapping[str, SearchSettings] | None = None, hyperparameters: str = "random") -> None:
     """References then every method, seed by seed, under `out_dir`
     (results/scenarios/{scenario}/{dataset}/{model}); `best_jsons` maps a method to the
-    random scenario's best.json (None: no search). `searches` maps a method without one
-    (the random scenario does not run it) to its search settings: it is searched here on
-    each seed (trials under search/{method}/seed{seed}.csv, the choice in
-    search/{method}/best_seed{seed}.json). Every metrics JSON records `hp_scenario` (the
-    scenario whose hyperparameters it used)."""
+    random scenario's best.json it borrows. `searches` maps a method to its search
+    settings: it is searched here on each seed (trials under search/{method}/seed{seed}.csv,
+    the choice in search/{method}/best_seed{seed}.json). A method in neither runs with the
+    config's hyperparameters. Every metrics JSON records `hp_scenario`: the scenario whose
+    search chose its hyperparameters, or, where none did (hp_source config), the one the
+    entry's `hyperparameters` names (`own`: this scenario; `random`), whose are the config's."""
+    if hyperparameters not in ("own", "random"):
+        raise ValueError(f"hyperparameters: {hyperparameters!r}, not own or random")
+    both = set(searches or {}) & set(best_jsons or {})
+    if both:
+        raise ValueError(f"{sorted(both)} both searched here and borrowed from the random scenario")
     kind = scenario_data.info_of(ctx.scenario)["kind"]
     out = Path(out_dir)
     start, cpu = time.perf_counter(), time.process_time()
@@ -101,9 +108,10 @@ def scenario_job(ctx: Context, scenario: str, model: str, seeds: Sequence[int], 
                                               [trials], trials.with_name(f"best_seed{seed}.json"), [path])
             hp_scenario = scenario
         else:
+            best = (best_jsons or {}).get(method)
             results = unlearn_job(ctx, model, method, seeds, method_params.get(method, {}), originals, paths,
-                                  best_json=(best_jsons or {}).get(method))
-            hp_scenario = "random"
+                                  best_json=best)
+            hp_scenario = "random" if best is not None or hyperparameters == "random" else scenario
         for path, metrics in zip(paths, results):
             io.write_json(path, {**metrics, "scenario": scenario, "hp_scenario": hp_scenario})
     # CPU seconds besides wall seconds (on a shared machine the wall time measures the others
