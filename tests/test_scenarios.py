@@ -90,6 +90,17 @@ def test_subclass_forgets_the_member_and_maps_to_superclasses():
     assert classes == 20 and mapped[2] == 14 and mapped[69] == 19
 
 
+def test_a_forget_set_too_small_for_the_mia_fails_naming_its_parameter():
+    labels = np.arange(300) % 100
+    base = {"retain": np.arange(0, 180), "forget": np.arange(180, 200), "val": np.arange(200, 250),
+            "test": np.arange(250, 300)}
+    arrays = data.build(scenarios.complete({"kind": "subclass", "member": 52}), "cifar100", base, labels)
+    with pytest.raises(scenarios.ScenarioError, match=r"^member: the subclass scenario's forget set on cifar100 "
+                                                      r"holds 2 examples, under the 10"):
+        data.check_forget_size(arrays)
+    data.check_forget_size(built("random", {**base, "forget": base["forget"][:3]}))  # the random split's own
+
+
 def test_memorised_and_typical_take_the_extremes(base):
     memo = np.full(250, np.nan)
     d = np.union1d(base["retain"], base["forget"])

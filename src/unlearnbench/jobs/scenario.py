@@ -48,6 +48,7 @@ def write_scenario_split(entry: dict, dataset: str, base_splits, out, data_dir="
     labels = pool.labels.numpy()
     memo = memorisation_from_bank(design, banks, len(labels)) if design else None
     arrays = scenario_data.build(entry, dataset, data.read_splits(base_splits), labels, memo)
+    scenario_data.check_forget_size(arrays)
     if memo is not None:
         arrays["memorisation"] = memo
     # the sizes it was drawn for, checked wherever it is read (data.check_splits)
