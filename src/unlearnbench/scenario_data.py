@@ -146,7 +146,7 @@ def check_forget_size(arrays: dict) -> None:
     job fails, not every method's job."""
     info, n = info_of(arrays), len(arrays["forget"])
     if info["kind"] != "random" and n < MIN_MEMBERS:
-        raise ScenarioError(f"{SIZE_KEY[info['kind']]}: the {info['name']} scenario's forget set on "
+        raise ScenarioError(f"{SIZE_KEY.get(info['kind'], 'kind')}: the {info['name']} scenario's forget set on "
                             f"{info['dataset']} holds {n} examples, under the {MIN_MEMBERS} the membership "
                             "attack needs (docs/protocol.md §4)")
 
