@@ -207,6 +207,17 @@ def test_own_searches_every_applicable_method_and_random_borrows_the_rest():
     assert ub_config.scenario_searched(cfg, own) == [] == ub_config.scenario_borrowed(cfg, borrowing)
 
 
+def test_hp_scenario_names_whose_hyperparameters_a_row_used():
+    from unlearnbench.jobs.scenario import hp_scenario
+
+    searched, best = {"bs": object()}, {"ft": "results/digits/smallcnn/search/ft/best.json"}
+    assert hp_scenario("class", "bs", searched, best, "random") == "class"  # searched here
+    assert hp_scenario("class", "ft", searched, best, "random") == "random"  # borrowed
+    # no search: the config's, under the scenario the entry's key names
+    assert hp_scenario("class", "ft", {}, {}, "own") == "class"
+    assert hp_scenario("class", "ft", {}, {}, "random") == "random"
+
+
 # ----------------------------------------------------------------------------- tables
 
 

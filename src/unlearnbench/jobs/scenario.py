@@ -68,6 +68,18 @@ def not_applicable(method: str, reason: str, out) -> dict:
     return values
 
 
+def hp_scenario(scenario: str, method: str, searches: Mapping | None, best_jsons: Mapping | None,
+                hyperparameters: str) -> str:
+    """The scenario whose hyperparameters `method` used: this one where it is searched
+    here, random where it borrows the random scenario's choice; without either (no search:
+    the config's), the one the entry's `hyperparameters` names."""
+    if method in (searches or {}):
+        return scenario
+    if method in (best_jsons or {}) or hyperparameters == "random":
+        return "random"
+    return scenario
+
+
 def scenario_job(ctx: Context, scenario: str, model: str, seeds: Sequence[int], recipe: dict,
                  method_names: Sequence[str], method_params: Mapping, best_jsons: Mapping | None, out_dir,
                  searches: Mapping[str, SearchSettings] | None = None, hyperparameters: str = "random") -> None:
@@ -107,14 +119,12 @@ def scenario_job(ctx: Context, scenario: str, model: str, seeds: Sequence[int], 
                 results += search_unlearn_job(ctx, model, method, [seed], [seed], searches[method],
                                               {int(seed): original}, [out / "metrics" / "retrained" / f"seed{seed}.json"],
                                               [trials], trials.with_name(f"best_seed{seed}.json"), [path])
-            hp_scenario = scenario
         else:
-            best = (best_jsons or {}).get(method)
             results = unlearn_job(ctx, model, method, seeds, method_params.get(method, {}), originals, paths,
-                                  best_json=best)
-            hp_scenario = "random" if best is not None or hyperparameters == "random" else scenario
+                                  best_json=(best_jsons or {}).get(method))
         for path, metrics in zip(paths, results):
-            io.write_json(path, {**metrics, "scenario": scenario, "hp_scenario": hp_scenario})
+            io.write_json(path, {**metrics, "scenario": scenario,
+                                 "hp_scenario": hp_scenario(scenario, method, searches, best_jsons, hyperparameters)})
     # CPU seconds besides wall seconds (on a shared machine the wall time measures the others
     # too), and the whole process's (imports and data included)
     usage = resource.getrusage(resource.RUSAGE_SELF)
