@@ -243,6 +243,19 @@ def test_retention_figure_puts_diverged_models_below_every_other(tmp_path):
     assert (tmp_path / "r.png").stat().st_size > 0
 
 
+def test_retention_figure_notes_an_infinite_retdev(tmp_path, monkeypatch):
+    """RetDev is infinite where the retrained model's FA is 0 and a method's is not (a
+    model at chance on a tiny fixture): the figure is drawn, that point named in a note."""
+    table, _ = main_table(tmp_path, frame_with_diverged())
+    table.loc[table["method"] == "ft", "RetDev_mean"] = np.inf
+    table.to_csv(tmp_path / "main.csv", index=False)
+    drawn = []
+    monkeypatch.setattr(figures, "save", lambda fig, png, pdf: drawn.append(fig))
+    figures.retention_vs_indiscernibility(tmp_path / "main.csv", tmp_path / "r.png", tmp_path / "r.pdf")
+    notes = [t.get_text() for ax in drawn[0].axes for t in ax.texts]
+    assert any(n.startswith("RetDev infinite, not drawn: FT") for n in notes)
+
+
 def test_when_every_method_diverged_no_table_has_a_bold_value(tmp_path):
     """With every method diverged, rankings.md bolded the smallest mean
     rank. A diverged value is never bold, whatever the others are: main, RTE, rankings

@@ -90,6 +90,17 @@ def test_subclass_forgets_the_member_and_maps_to_superclasses():
     assert classes == 20 and mapped[2] == 14 and mapped[69] == 19
 
 
+def test_a_forget_set_too_small_for_the_mia_fails_naming_its_parameter():
+    labels = np.arange(300) % 100
+    base = {"retain": np.arange(0, 180), "forget": np.arange(180, 200), "val": np.arange(200, 250),
+            "test": np.arange(250, 300)}
+    arrays = data.build(scenarios.complete({"kind": "subclass", "member": 52}), "cifar100", base, labels)
+    with pytest.raises(scenarios.ScenarioError, match=r"^member: the subclass scenario's forget set on cifar100 "
+                                                      r"holds 2 examples, under the 10"):
+        data.check_forget_size(arrays)
+    data.check_forget_size(built("random", {**base, "forget": base["forget"][:3]}))  # the random split's own
+
+
 def test_memorised_and_typical_take_the_extremes(base):
     memo = np.full(250, np.nan)
     d = np.union1d(base["retain"], base["forget"])
@@ -161,6 +172,8 @@ def _config(scenarios_list, **extra):
     ({"kind": "confusion", "pair": [3, 3]}, "scenarios[0].pair"),
     ({"kind": "class", "share": 0.1}, "scenarios[0].share"),
     ({"kind": "memorised"}, "scenarios[0].kind"),  # no U-LiRA bank on mnist
+    ({"kind": "class", "hyperparameters": "borrow"}, "scenarios[0].hyperparameters"),
+    ({"kind": "class", "hyperparameters": 3}, "scenarios.0.hyperparameters"),  # the schema's type check
 ])
 def test_bad_scenarios_are_rejected_naming_the_key(entry, key):
     with pytest.raises(ub_config.ConfigError, match="config error at " + re.escape(key)):
@@ -172,8 +185,37 @@ def test_scenarios_default_to_random_and_complete_their_defaults():
     assert [e["kind"] for e in cfg["scenarios"]] == ["random"]
     cfg = ub_config.validate(_config([{"kind": "poison", "share": 0.2}]))
     assert cfg["scenarios"][0]["params"] == {**scenarios.DEFAULTS["poison"], "share": 0.2}
+    assert cfg["scenarios"][0]["hyperparameters"] == "own"
     again = ub_config.validate(copy.deepcopy(cfg))  # a completed config validates to itself
     assert again["scenarios"] == cfg["scenarios"]
+
+
+def test_own_searches_every_applicable_method_and_random_borrows_the_rest():
+    """`hyperparameters: own` searches each method that applies on the scenario; `random`
+    borrows the random scenario's choice, searching only what it does not run (bs, class-wise);
+    without a search, neither searches nor borrows."""
+    cfg = ub_config.validate(_config([{"kind": "random"}, {"kind": "class", "name": "own"},
+                                      {"kind": "class", "name": "borrowing", "hyperparameters": "random"},
+                                      {"kind": "poison", "hyperparameters": "random"}],
+                                     methods=["ft", "bs", "ga"], search={"trials": 2}))
+    own, borrowing, poison = ub_config.scenario_entries(cfg)
+    assert ub_config.scenario_searched(cfg, own) == ["ft", "bs", "ga"] and ub_config.scenario_borrowed(cfg, own) == []
+    assert ub_config.scenario_searched(cfg, borrowing) == ["bs"]
+    assert ub_config.scenario_borrowed(cfg, borrowing) == ["ft", "ga"]
+    assert ub_config.scenario_searched(cfg, poison) == [] and ub_config.scenario_borrowed(cfg, poison) == ["ft", "ga"]
+    cfg["search"]["trials"] = 0
+    assert ub_config.scenario_searched(cfg, own) == [] == ub_config.scenario_borrowed(cfg, borrowing)
+
+
+def test_hp_scenario_names_whose_hyperparameters_a_row_used():
+    from unlearnbench.jobs.scenario import hp_scenario
+
+    searched, best = {"bs": object()}, {"ft": "results/digits/smallcnn/search/ft/best.json"}
+    assert hp_scenario("class", "bs", searched, best, "random") == "class"  # searched here
+    assert hp_scenario("class", "ft", searched, best, "random") == "random"  # borrowed
+    # no search: the config's, under the scenario the entry's key names
+    assert hp_scenario("class", "ft", {}, {}, "own") == "class"
+    assert hp_scenario("class", "ft", {}, {}, "random") == "random"
 
 
 # ----------------------------------------------------------------------------- tables
@@ -236,20 +278,43 @@ def test_not_applicable_rows_reach_metrics_csv_without_numbers(tmp_path):
 # ----------------------------------------------------------------------------- workflow
 
 
+def _scenario_jobs(dry_run: str) -> dict:
+    """From a dry run's output: per scenario job, its input line and runtime resource."""
+    jobs = {}
+    for block in dry_run.split("rule scenario:")[1:]:
+        name = re.search(r"wildcards: scenario=([^,]+)", block)[1]
+        jobs[name] = {"input": re.search(r"input: (.*)", block)[1],
+                      "runtime": int(re.search(r"runtime=(\d+)", block)[1])}
+    return jobs
+
+
 @pytest.mark.workflow
 def test_scenarios_workflow_on_a_tiny_config(tmp_path):
     """Every digits scenario through the references, a method and the tables: the success
-    metrics' known directions, one split file per scenario recorded in provenance."""
+    metrics' known directions, one split file per scenario recorded in provenance; the
+    scenarios with `hyperparameters: own` (class, memorised) search ft on themselves, poison
+    (`random`) borrows the random scenario's choice."""
     from conftest import copy_workflow, snakemake, write_config
 
+    from unlearnbench import catalog
+
     work = copy_workflow(tmp_path / "wf")
-    write_config(work / "tiny.yaml", models=["smallcnn"], seeds=[0], methods=["ft", "bs"], device="cpu",
-                 training={"digits": {"epochs": 6, "batch_size": 128, "image_size": 16, "weight_decay": 0.0}},
-                 search={"trials": 1, "seeds": [0]}, method_params={"ft": {"epochs": 1}},
-                 ulira={"enabled": False, "splits": 2, "forget_sets": 1, "epochs": 1, "forget_fraction": 0.5,
-                        "methods": ["ft"]},
-                 scenarios=[{"kind": "random"}, {"kind": "class", "class": 3}, {"kind": "poison"},
-                            {"kind": "memorised", "size": 20}])  # confusion: the default run checks it
+    settings = dict(models=["smallcnn"], seeds=[0], methods=["ft", "bs"], device="cpu",
+                    training={"digits": {"epochs": 6, "batch_size": 128, "image_size": 16, "weight_decay": 0.0}},
+                    method_params={"ft": {"epochs": 1}},
+                    ulira={"enabled": False, "splits": 2, "forget_sets": 1, "epochs": 1, "forget_fraction": 0.5,
+                           "methods": ["ft"]},
+                    scenarios=[{"kind": "random"}, {"kind": "class", "class": 3},
+                               {"kind": "poison", "hyperparameters": "random"}, {"kind": "memorised", "size": 20}])
+    # a dry run with a larger budget: an `own` scenario needs no best.json and its runtime
+    # counts the trials it searches (ft and bs, 30 each), a borrowing one needs ft's best.json
+    write_config(work / "dry.yaml", **settings, search={"trials": 30, "seeds": [0]})
+    dry = _scenario_jobs(snakemake(work, "-n", "--configfile", "dry.yaml", "--forcerun", "scenario").stdout)
+    unit = 20 * catalog.DATASETS["digits"].cost * catalog.MODELS["smallcnn"].cost  # STAGE_MINUTES["unlearn"]
+    assert "best.json" not in dry["class"]["input"] and dry["class"]["runtime"] == max(10, int(unit * (4 + 60)))
+    assert "results/digits/smallcnn/search/ft/best.json" in dry["poison"]["input"]
+    assert "search/bs/best.json" not in dry["poison"]["input"] and dry["poison"]["runtime"] == max(10, int(unit * 4))
+    write_config(work / "tiny.yaml", **settings, search={"trials": 1, "seeds": [0]})
     snakemake(work, "--cores", "2", "--configfile", "tiny.yaml")
     metrics = pd.read_csv(work / "results/metrics.csv").set_index(["scenario", "method"])
     assert set(metrics.index.get_level_values("scenario")) == {"random", "class", "poison", "memorised"}
@@ -257,7 +322,17 @@ def test_scenarios_workflow_on_a_tiny_config(tmp_path):
     assert metrics.loc[("class", "original"), "forget_class_acc"] > 0.5
     assert metrics.loc[("poison", "original"), "attack_success"] > metrics.loc[("poison", "retrained"),
                                                                                "attack_success"]
-    assert metrics.loc[("memorised", "ft"), "hp_scenario"] == "random"
+    # own: searched on the scenario itself; random: the random scenario's choice
+    scen = work / "results/scenarios"
+    for name in ("class", "memorised"):
+        assert metrics.loc[(name, "ft"), ["hp_source", "hp_scenario"]].tolist() == ["search", name]
+        assert (scen / name / "digits/smallcnn/search/ft/seed0.csv").exists()
+        assert (scen / name / "digits/smallcnn/search/ft/best_seed0.json").exists()
+    assert metrics.loc[("poison", "ft"), ["hp_source", "hp_scenario"]].tolist() == ["search", "random"]
+    assert not (scen / "poison/digits/smallcnn/search").exists()
+    assert "searched here" in (work / "results/tables/scenarios/class.md").read_text()
+    poison_table = (work / "results/tables/scenarios/poison.md").read_text()
+    assert "random's search" in poison_table and "searched here" not in poison_table
     # BS, class-wise: n/a where the forget set is not a class, searched on the class scenario itself
     assert not metrics.loc[("random", "bs"), "applicable"] and not metrics.loc[("poison", "bs"), "applicable"]
     assert metrics.loc[("class", "bs"), ["hp_source", "hp_scenario"]].tolist() == ["search", "class"]

@@ -136,6 +136,28 @@ def scenario_entries(config: dict) -> list[dict]:
     return [e for e in config["scenarios"] if e["kind"] != "random"]
 
 
+def scenario_searched(config: dict, entry: dict) -> list[str]:
+    """The configured methods a scenario other than random searches in its own jobs
+    (docs/protocol.md §10.8): with a search, every one applicable to its kind
+    (`hyperparameters: own`), or those the random scenario does not run (`random`: the
+    others borrow its choice). None without a search."""
+    if not search_on(config):
+        return []
+    runs = [m for m in config["methods"] if methods.applies(m, entry["kind"])]
+    if entry["hyperparameters"] == "own":
+        return runs
+    return [m for m in runs if not methods.applies(m, "random")]
+
+
+def scenario_borrowed(config: dict, entry: dict) -> list[str]:
+    """The configured methods a scenario takes the random scenario's search choice
+    (best.json) for: with a search and `hyperparameters: random`, those applicable to
+    both. None otherwise."""
+    if not search_on(config) or entry["hyperparameters"] != "random":
+        return []
+    return [m for m in config["methods"] if methods.applies(m, entry["kind"]) and methods.applies(m, "random")]
+
+
 def search_on(config: dict) -> bool:
     """Whether the hyperparameter search runs (search.trials > 0, or per model)."""
     trials = config["search"]["trials"]

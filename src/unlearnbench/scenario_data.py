@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from .attacks.mia import MIN_MEMBERS
 from .catalog import DATASETS
 from .scenarios import ScenarioError, check
 
@@ -114,6 +115,9 @@ def build_typical(base, labels, p, memorisation=None) -> dict:
     return _stratum(base, p, memorisation, top=False)
 
 
+# the parameter that sets the forget set's size, named when it is too small
+SIZE_KEY = {"class": "class", "subclass": "member", "poison": "share", "confusion": "share", "memorised": "size",
+            "typical": "size"}
 BUILDERS: dict[str, Callable] = {
     "random": build_random, "class": build_class, "subclass": build_subclass, "poison": build_poison,
     "confusion": build_confusion, "memorised": build_memorised, "typical": build_typical,
@@ -134,6 +138,17 @@ def build(entry: dict, dataset: str, base: dict, labels: np.ndarray, memorisatio
         info["d_memorisation_mean"] = float(np.nanmean(memorisation[_d(base)]))
     arrays["info"] = np.array(json.dumps(info, sort_keys=True))
     return arrays
+
+
+def check_forget_size(arrays: dict) -> None:
+    """Raise ScenarioError (naming the parameter that sets it) when a built scenario's
+    forget set is too small for the membership attack every evaluation runs: its split
+    job fails, not every method's job."""
+    info, n = info_of(arrays), len(arrays["forget"])
+    if info["kind"] != "random" and n < MIN_MEMBERS:
+        raise ScenarioError(f"{SIZE_KEY.get(info['kind'], 'kind')}: the {info['name']} scenario's forget set on "
+                            f"{info['dataset']} holds {n} examples, under the {MIN_MEMBERS} the membership "
+                            "attack needs (docs/protocol.md §4)")
 
 
 def info_of(arrays: dict) -> dict:

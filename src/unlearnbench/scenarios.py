@@ -32,7 +32,11 @@ SUCCESS = {
     "confusion": ("pair_confusion",),
 }
 SUCCESS_COLUMNS = ("forget_class_acc", "other_classes_acc", "attack_success", "pair_confusion")
-ENTRY_KEYS = ("kind", "name", "seeds", "models", "params")
+ENTRY_KEYS = ("kind", "name", "seeds", "models", "hyperparameters", "params")
+# Where a scenario other than random takes its hyperparameters (docs/protocol.md §10.8):
+# `own`, every applicable method searched on the scenario itself; `random`, the random
+# scenario's choice borrowed (a method it does not run is still searched on the scenario).
+HYPERPARAMETERS = ("own", "random")
 MEMORISATION_KINDS = ("memorised", "typical")
 NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -54,10 +58,17 @@ def complete(entry: dict) -> dict:
         raise ScenarioError(f"{unknown[0]}: scenario kind {kind!r} has no parameter "
                             f"{', '.join(map(repr, unknown))}; valid: {', '.join(DEFAULTS[kind]) or 'none'}")
     name = entry.get("name") or kind
+    hyperparameters = entry.get("hyperparameters", "own")
+    if hyperparameters not in HYPERPARAMETERS:
+        raise ScenarioError(f"hyperparameters: {hyperparameters!r} is not one of {', '.join(HYPERPARAMETERS)} "
+                            "(own: search every method on the scenario itself; random: borrow the random "
+                            "scenario's choice)")
     if not NAME.match(str(name)) or (name == "random") != (kind == "random"):
         raise ScenarioError(f"name: {name!r} must be letters, digits, '_' or '-', and 'random' exactly for "
                             "the random kind")
     return {"kind": kind, "name": name, "seeds": entry.get("seeds"), "models": entry.get("models"),
+            # the random scenario's own are its search's (or the config's)
+            "hyperparameters": "own" if kind == "random" else hyperparameters,
             "params": {**DEFAULTS[kind], **params}}
 
 

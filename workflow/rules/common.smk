@@ -177,31 +177,46 @@ def scenario_split_inputs(wildcards):
     return inputs
 
 
-def scenario_searches(dataset, model):
-    """Search settings of the methods a scenario searches itself: those the random
-    scenario does not run (class-wise ones), when the config searches at all."""
-    if not ub_config.search_on(config):
-        return {}
+def scenario_searches(wildcards):
+    """Search settings of the methods a scenario searches in its own jobs: every
+    applicable one (`hyperparameters: own`), or those the random scenario does not run
+    (`random`); none without a search (config.scenario_searched)."""
+    entry = SCENARIOS[wildcards.scenario]
     return {
-        m: ub_config.search_settings(config, dataset, model, m)
-        for m in SCENARIO_METHODS
-        if m not in METHODS
+        m: ub_config.search_settings(config, wildcards.dataset, wildcards.model, m)
+        for m in ub_config.scenario_searched(config, entry)
     }
+
+
+def scenario_borrowed(wildcards):
+    """The methods whose random-scenario choice (best.json) a scenario borrows."""
+    return ub_config.scenario_borrowed(config, SCENARIOS[wildcards.scenario])
 
 
 def scenario_inputs(wildcards):
-    """The scenario's split file and, with a search, the random scenario's choices."""
-    inputs = {
-        "splits": f"results/scenarios/{wildcards.scenario}/{wildcards.dataset}/splits.npz"
-    }
-    if ub_config.search_on(config):
-        inputs["best"] = expand(
+    """The scenario's split file and the random scenario's choices it borrows (none
+    with `hyperparameters: own`)."""
+    return {
+        "splits": f"results/scenarios/{wildcards.scenario}/{wildcards.dataset}/splits.npz",
+        "best": expand(
             "results/{dataset}/{model}/search/{method}/best.json",
             dataset=wildcards.dataset,
             model=wildcards.model,
-            method=METHODS,
-        )
-    return inputs
+            method=scenario_borrowed(wildcards),
+        ),
+    }
+
+
+def scenario_runtime(wildcards, attempt):
+    """The runtime resource of one scenario job: its references, one run per method
+    and one per trial of each method it searches (one study, on the job's seed)."""
+    runs = (
+        len(REFERENCES)
+        + len(SCENARIO_METHODS)
+        + len(ub_config.scenario_searched(config, SCENARIOS[wildcards.scenario]))
+        * ub_config.search_trials(config, wildcards.model)
+    )
+    return minutes("unlearn", models=runs)(wildcards, attempt)
 
 
 def scenario_outputs():

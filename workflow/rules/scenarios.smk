@@ -1,7 +1,8 @@
 # Forgetting scenarios (docs/protocol.md §10; config `scenarios`): per scenario other than
 # random, its split file, then one job per (scenario, dataset, model, seed) training its
-# references and running every method with the random scenario's hyperparameters, under
-# results/scenarios/{scenario}/; per-scenario tables and the cross-scenario view.
+# references and running every method, searched on the scenario or with the random
+# scenario's hyperparameters (its `hyperparameters` key), under results/scenarios/{scenario}/;
+# per-scenario tables and the cross-scenario view.
 # The random scenario is the main benchmark (its paths and tables are the paper's).
 
 
@@ -46,13 +47,14 @@ rule scenario:
     threads: 1
     resources:
         gpu=gpus,
-        runtime=minutes("unlearn", models=len(SCENARIO_METHODS) + len(REFERENCES)),
+        runtime=scenario_runtime,
         mem_mb=memory,
     params:
         recipe=lambda w: ub_config.recipe(config, w.dataset),
         methods=SCENARIO_METHODS,
-        searched=METHODS,  # the random scenario's methods: those with a best.json
-        searches=lambda w: scenario_searches(w.dataset, w.model),  # searched here: the others
+        borrowed=scenario_borrowed,  # the methods of input.best, in order
+        searches=scenario_searches,  # searched here
+        hyperparameters=lambda w: SCENARIOS[w.scenario]["hyperparameters"],
         method_params=config["method_params"],
         data=lambda w: data_options(w.dataset),
         runtime=lambda w: runtime_options(),

@@ -11,6 +11,6 @@ from unlearnbench.logs import logging_to
 w, p = snakemake.wildcards, snakemake.params
 with logging_to(snakemake.log[0]):
     ctx = Context(w.dataset, snakemake.input.splits, **p.data, **p.runtime, threads=snakemake.threads)
-    best = dict(zip(p.searched, snakemake.input.best)) if "best" in snakemake.input.keys() else None
+    best = dict(zip(p.borrowed, snakemake.input.best, strict=True))
     scenario_job(ctx, w.scenario, w.model, [int(w.seed)], p.recipe, p.methods, p.method_params, best, p.out_dir,
-                 p.searches)
+                 p.searches, p.hyperparameters)

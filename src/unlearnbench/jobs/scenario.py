@@ -1,10 +1,11 @@
 """The scenario stage (docs/protocol.md §10): a scenario's split file, then one job per
-(scenario, dataset, model) that trains its references and runs every method on each of
-its seeds with the random scenario's hyperparameters (its search's choice, or the
-config's), writing the same metrics JSONs as the main stages, under
-results/scenarios/{scenario}/{dataset}/{model}/. A method the random scenario does not
-run (a class-wise one) is searched here, on the scenario's own seed, with the random
-scenario's budget (docs/protocol.md §10.8)."""
+(scenario, dataset, model, seed) that trains its references and runs every method,
+writing the same metrics JSONs as the main stages, under
+results/scenarios/{scenario}/{dataset}/{model}/. Hyperparameters (docs/protocol.md §10.8,
+the entry's `hyperparameters`): `own`, each method is searched here, on the job's seed,
+with the random scenario's budget and settings; `random`, the random scenario's choice
+(or the config's) is borrowed, and a method the random scenario does not run (a
+class-wise one) is still searched here."""
 
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ def write_scenario_split(entry: dict, dataset: str, base_splits, out, data_dir="
     labels = pool.labels.numpy()
     memo = memorisation_from_bank(design, banks, len(labels)) if design else None
     arrays = scenario_data.build(entry, dataset, data.read_splits(base_splits), labels, memo)
+    scenario_data.check_forget_size(arrays)
     if memo is not None:
         arrays["memorisation"] = memo
     # the sizes it was drawn for, checked wherever it is read (data.check_splits)
@@ -66,16 +68,34 @@ def not_applicable(method: str, reason: str, out) -> dict:
     return values
 
 
+def hp_scenario(scenario: str, method: str, searches: Mapping | None, best_jsons: Mapping | None,
+                hyperparameters: str) -> str:
+    """The scenario whose hyperparameters `method` used: this one where it is searched
+    here, random where it borrows the random scenario's choice; without either (no search:
+    the config's), the one the entry's `hyperparameters` names."""
+    if method in (searches or {}):
+        return scenario
+    if method in (best_jsons or {}) or hyperparameters == "random":
+        return "random"
+    return scenario
+
+
 def scenario_job(ctx: Context, scenario: str, model: str, seeds: Sequence[int], recipe: dict,
                  method_names: Sequence[str], method_params: Mapping, best_jsons: Mapping | None, out_dir,
-                 searches: Mapping[str, SearchSettings] | None = None) -> None:
+                 searches: Mapping[str, SearchSettings] | None = None, hyperparameters: str = "random") -> None:
     """References then every method, seed by seed, under `out_dir`
     (results/scenarios/{scenario}/{dataset}/{model}); `best_jsons` maps a method to the
-    random scenario's best.json (None: no search). `searches` maps a method without one
-    (the random scenario does not run it) to its search settings: it is searched here on
-    each seed (trials under search/{method}/seed{seed}.csv, the choice in
-    search/{method}/best_seed{seed}.json). Every metrics JSON records `hp_scenario` (the
-    scenario whose hyperparameters it used)."""
+    random scenario's best.json it borrows. `searches` maps a method to its search
+    settings: it is searched here on each seed (trials under search/{method}/seed{seed}.csv,
+    the choice in search/{method}/best_seed{seed}.json). A method in neither runs with the
+    config's hyperparameters. Every metrics JSON records `hp_scenario`: the scenario whose
+    search chose its hyperparameters, or, where none did (hp_source config), the one the
+    entry's `hyperparameters` names (`own`: this scenario; `random`), whose are the config's."""
+    if hyperparameters not in ("own", "random"):
+        raise ValueError(f"hyperparameters: {hyperparameters!r}, not own or random")
+    both = set(searches or {}) & set(best_jsons or {})
+    if both:
+        raise ValueError(f"{sorted(both)} both searched here and borrowed from the random scenario")
     kind = scenario_data.info_of(ctx.scenario)["kind"]
     out = Path(out_dir)
     start, cpu = time.perf_counter(), time.process_time()
@@ -99,13 +119,12 @@ def scenario_job(ctx: Context, scenario: str, model: str, seeds: Sequence[int], 
                 results += search_unlearn_job(ctx, model, method, [seed], [seed], searches[method],
                                               {int(seed): original}, [out / "metrics" / "retrained" / f"seed{seed}.json"],
                                               [trials], trials.with_name(f"best_seed{seed}.json"), [path])
-            hp_scenario = scenario
         else:
             results = unlearn_job(ctx, model, method, seeds, method_params.get(method, {}), originals, paths,
                                   best_json=(best_jsons or {}).get(method))
-            hp_scenario = "random"
         for path, metrics in zip(paths, results):
-            io.write_json(path, {**metrics, "scenario": scenario, "hp_scenario": hp_scenario})
+            io.write_json(path, {**metrics, "scenario": scenario,
+                                 "hp_scenario": hp_scenario(scenario, method, searches, best_jsons, hyperparameters)})
     # CPU seconds besides wall seconds (on a shared machine the wall time measures the others
     # too), and the whole process's (imports and data included)
     usage = resource.getrusage(resource.RUSAGE_SELF)

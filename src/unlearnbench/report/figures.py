@@ -149,7 +149,14 @@ def retention_vs_indiscernibility(main_csv, png, pdf) -> None:
                     va="center", fontsize=7, color="0.3")
             ax.set_ylim(bottom=DIVERGED_Y * 1.5)
         ax.set_xscale("symlog", linthresh=0.01)
-        ax.set_xlim(left=-0.001, right=max(ax.get_xlim()[1], np.nanmax(xy["x"]) * 1.6))
+        # RetDev is infinite where the retrained model's FA (or RA, TA) is 0: no point, a note
+        finite = np.isfinite(xy["x"].astype(float))
+        if finite.any():
+            ax.set_xlim(left=-0.001, right=max(ax.get_xlim()[1], xy["x"][finite].max() * 1.6))
+        infinite = [_label(m) for m, x in xy["x"].items() if np.isinf(x)]
+        if infinite:
+            ax.text(0.98, 0.02, "RetDev infinite, not drawn: " + ", ".join(infinite), transform=ax.transAxes,
+                    ha="right", va="bottom", fontsize=7, color="0.3")
         ax.set_title(f"{dataset} / {model}")
         ax.set_xlabel("RetDev (lower is better)")
         ax.set_ylabel("Indisc (higher is better)")

@@ -86,27 +86,55 @@ def _fmt(x, digits=3) -> str:
     return "–" if pd.isna(x) else f"{x:.{digits}f}"
 
 
+# what each hyperparameter origin means, for a scenario table's note (docs/protocol.md §10.8)
+HP_NOTES = {
+    "searched here": "searched on this scenario itself, in each seed's job",
+    "random's search": "the random scenario's search choice, borrowed (`hyperparameters: random`, the cheap "
+                       "design)",
+    "config": "the config's (no search)",
+    "defaults": "the method defaults (the search completed no trial)",
+}
+
+
+def hp_origin(hp_source, hp_scenario, scenario: str) -> str:
+    """Where one summary row's hyperparameters came from, in words (HP_NOTES' keys);
+    '–' for references and n/a rows, the joined values where seeds differ."""
+    source, chose = str(hp_source), str(hp_scenario)
+    if "+" in source + chose:  # the seeds' rows differ
+        return f"{source} ({chose})"
+    if source in ("recipe", "n/a", "nan", "None"):
+        return "–"
+    if source == "search":
+        return "searched here" if chose == scenario else f"{chose}'s search"
+    return source
+
+
 def scenario_markdown(block: pd.DataFrame, scenario: str) -> str:
-    """One scenario's table: references first, then methods by rank; n/a with the reason."""
+    """One scenario's table: references first, then methods by rank; n/a with the reason;
+    where each method's hyperparameters came from."""
     measured = [c for c in list(BASE) + list(scenarios.SUCCESS_COLUMNS) if c in block and block[c].notna().any()]
+    origins = [hp_origin(s, h, scenario) for s, h in zip(block["hp_source"], block["hp_scenario"])]
+    notes = [f"{o}: {HP_NOTES[o]}" for o in HP_NOTES if o in origins] + \
+        [o for o in dict.fromkeys(origins) if o not in HP_NOTES and o != "–"]
     parts = [f"# Scenario {scenario}\n",
              "Means over seeds; Gap = mean |method − retrained| over " + ", ".join(SHORT[c] for c in measured)
              + " (lower is better; docs/protocol.md §10.8). "
-             + ("Hyperparameters: the random scenario's (its search's choice, or the config's), "
-                "the cheap design of docs/protocol.md §10.8." if scenario != "random" else
-                "The paper's tables (results/tables/main.md) rank this scenario by RetDev.") + "\n"]
+             + ("Hyperparameters (column hp): " + "; ".join(notes) + ". " if notes else "")
+             + ("The paper's tables (results/tables/main.md) rank this scenario by RetDev."
+                if scenario == "random" else "") + "\n"]
     for (dataset, model), sub in block.groupby(["dataset", "model"], sort=False):
         refs = sub[sub["method"].isin(REFERENCES)].sort_values("method", key=lambda m: m != "retrained")
-        rest = sub[~sub["method"].isin(REFERENCES)].sort_values(["applicable", "rank"], ascending=[False, True])
+        rows = pd.concat([refs, sub[~sub["method"].isin(REFERENCES)].sort_values(["applicable", "rank"],
+                                                                                  ascending=[False, True])])
         table = pd.DataFrame({
-            "method": [methods.label(m) + (" (diverged)" if d else "") for m, d in
-                       zip(pd.concat([refs, rest])["method"], pd.concat([refs, rest])["diverged"])],
-            **{SHORT[c]: [_fmt(x) for x in pd.concat([refs, rest])[c]] for c in measured},
-            "Gap": [_fmt(x) for x in pd.concat([refs, rest])["Gap"]],
+            "method": [methods.label(m) + (" (diverged)" if d else "") for m, d in zip(rows["method"],
+                                                                                     rows["diverged"])],
+            **{SHORT[c]: [_fmt(x) for x in rows[c]] for c in measured},
+            "Gap": [_fmt(x) for x in rows["Gap"]],
             "rank": [fmt_rank(r) if a else f"n/a: {why}" for r, a, why in
-                     zip(pd.concat([refs, rest])["rank"], pd.concat([refs, rest])["applicable"],
-                         pd.concat([refs, rest])["na_reason"])],
-            "seeds": list(pd.concat([refs, rest])["n_seeds"]),
+                     zip(rows["rank"], rows["applicable"], rows["na_reason"])],
+            "hp": [hp_origin(s, h, scenario) for s, h in zip(rows["hp_source"], rows["hp_scenario"])],
+            "seeds": list(rows["n_seeds"]),
         })
         parts.append(f"\n## {dataset} / {model}\n\n" + markdown(table))
     return "".join(parts)
