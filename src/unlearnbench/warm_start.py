@@ -168,19 +168,22 @@ def serve(path: str, parent: int) -> None:
             for key, _ in sel.select(timeout=0.2):
                 if key.fileobj is listener:
                     conn, _ = listener.accept()
-                    pid = _fork_job(conn, listener, children)
+                    pid, script = _fork_job(conn, listener, children)
                     if pid:
-                        children[pid] = conn
+                        children[pid] = (conn, script, time.perf_counter())
                         sel.register(conn, selectors.EVENT_READ, pid)
                         served += 1
-                elif not key.fileobj.recv(1):  # the job script's process is gone: so goes its job
+                elif not _still_there(key.fileobj):  # the job script's process is gone: so goes its job
                     sel.unregister(key.fileobj)
                     _kill(key.data, signal.SIGKILL)
             while children:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
                 if not pid:
                     break
-                conn = children.pop(pid)
+                conn, script, began = children.pop(pid)
+                # each job's own cost, for docs/performance.md's stage table
+                print(f"job {script}: {usage.ru_utime + usage.ru_stime:.2f} s CPU, "
+                      f"{time.perf_counter() - began:.2f} s wall, exit status {status}", flush=True)
                 if conn.fileno() in sel.get_map():  # its script's process still waits for the status
                     sel.unregister(conn)
                     try:
@@ -196,6 +199,15 @@ def serve(path: str, parent: int) -> None:
     print(f"served {served} jobs", flush=True)
 
 
+def _still_there(conn: socket.socket) -> bool:
+    """Whether the job script's process at the other end is alive (it sends nothing: a
+    readable connection is a closed one)."""
+    try:
+        return bool(conn.recv(1))
+    except OSError:
+        return False
+
+
 def _kill(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
@@ -203,9 +215,9 @@ def _kill(pid: int, sig: int) -> None:
         pass
 
 
-def _fork_job(conn: socket.socket, listener: socket.socket, children: dict) -> int:
-    """Read one request and fork its child; 0 when the request is broken (the caller
-    then runs its job itself)."""
+def _fork_job(conn: socket.socket, listener: socket.socket, children: dict) -> tuple[int, str]:
+    """Read one request and fork its child: (pid, the script's name); pid 0 when the
+    request is broken (its job script then runs the job itself)."""
     try:
         header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
         if len(header) != _HEADER.size or len(fds) != 3:
@@ -220,19 +232,23 @@ def _fork_job(conn: socket.socket, listener: socket.socket, children: dict) -> i
     except (OSError, ValueError) as err:
         print(f"refused a request: {err}", flush=True)
         conn.close()
-        return 0
+        return 0, ""
     sys.stdout.flush()
     pid = os.fork()
     if pid == 0:
         listener.close()
-        for other in children.values():
+        for other, _, _ in children.values():
             other.close()
         conn.close()
         _run_job(request, fds)  # never returns
     for fd in fds:
         os.close(fd)
-    conn.sendall(_HEADER.pack(pid))
-    return pid
+    try:
+        conn.sendall(_HEADER.pack(pid))
+    except OSError:
+        pass  # its script's process is gone: the loop sees the connection closed and kills the job
+    # Snakemake names a rule's script copy tmpXXXXXXXX.<script>.py
+    return pid, Path(request["argv"][0]).name.split(".", 1)[-1].removesuffix(".py")
 
 
 def _run_job(request: dict, fds: list[int]) -> None:
