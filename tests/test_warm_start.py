@@ -27,6 +27,10 @@ if mode == "fail":
     raise ValueError("the job's own error")
 if mode == "exit":
     sys.exit(3)
+if mode == "threads":
+    import torch
+    from threadpoolctl import threadpool_info
+    print("threads", torch.get_num_threads(), sorted({p["num_threads"] for p in threadpool_info()}), flush=True)
 if mode == "sleep":
     open(sys.argv[2], "w").write(str(os.getpid()))
     time.sleep(60)
@@ -47,12 +51,12 @@ def server(tmp_path):
     assert proc.returncode == 0, (tmp_path / "warm.log").read_text()
 
 
-def client(tmp_path: Path, *args: str, **kwargs) -> subprocess.Popen:
+def client(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     script = tmp_path / "job.py"
     script.write_text(CLIENT)
     return subprocess.Popen([sys.executable, str(script), *args], cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PROBE": "from the client"}, **kwargs)
+                            env=env or {**os.environ, "PROBE": "from the client"})
 
 
 def test_a_job_runs_in_a_child_of_the_server_with_the_clients_folder_environment_and_streams(tmp_path, server):
@@ -62,6 +66,17 @@ def test_a_job_runs_in_a_child_of_the_server_with_the_clients_folder_environment
     pid = int(out.split()[1])
     assert pid != proc.pid  # it ran elsewhere: in a child of the server
     assert f"cwd {tmp_path} env from the client argv ['ok']" in out
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_job_takes_the_threads_its_environment_asks_for(tmp_path, server, threads):
+    """As a new interpreter would (Snakemake sets these variables to a rule's threads),
+    though the server loaded torch and the BLAS libraries with one thread."""
+    env = {name: str(threads) for name in warm_start.THREAD_VARIABLES}
+    proc = client(tmp_path, "threads", env={**os.environ, "PROBE": "", **env})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"threads {threads} [{threads}]" in out
 
 
 def test_a_failing_job_exits_1_with_its_traceback_and_an_exit_code_is_kept(tmp_path, server):
