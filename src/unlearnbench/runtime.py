@@ -144,6 +144,26 @@ def channels_last(model: torch.nn.Module, enabled: bool = True):
         _to_layout(moved, torch.contiguous_format)
 
 
+def standard_layout(model: torch.nn.Module) -> list:
+    """Put every 4-d parameter (and its gradient) of `model` back in the standard layout;
+    returns those it moved."""
+    moved = [p for p in model.parameters() if p.dim() == 4 and not p.is_contiguous()]
+    _to_layout(moved, torch.contiguous_format)
+    return moved
+
+
+@contextlib.contextmanager
+def standard_layout_within(model: torch.nn.Module):
+    """Run a block with every weight in the standard layout (code that flattens weights
+    with view(-1), e.g. torch.nn.utils.prune's global pruning), then put back those that
+    were channels_last."""
+    moved = standard_layout(model)
+    try:
+        yield model
+    finally:
+        _to_layout(moved, torch.channels_last)
+
+
 def _to_layout(params: list, layout: torch.memory_format) -> None:
     with torch.no_grad():
         for p in params:
