@@ -1,6 +1,6 @@
 """Do the reference models of a finished run behave as the protocol needs?
 
-Per (dataset, model) of results/metrics.csv, over its seeds:
+Per (dataset, model) of results/metrics.csv, over its seeds (random scenario):
 
   retrained RA      mean retain accuracy of the retrained models           >= 0.95
   original FA - TA  mean forget minus test accuracy of the originals       >= 0.03 (it memorises)
@@ -32,8 +32,12 @@ MIA_TOLERANCE = 0.05
 def checks(metrics: pd.DataFrame, ulira: dict[tuple[str, str], dict[str, float]] | None = None) -> pd.DataFrame:
     """One row per (dataset, model, check): value, the condition, and whether it holds.
 
-    `ulira` maps (dataset, model) to the AUC of each reference kind."""
+    `ulira` maps (dataset, model) to the AUC of each reference kind. Only the random
+    scenario's rows (the paper's; the others' references forget a class, poisons... on
+    purpose, docs/protocol.md §10)."""
     rows = []
+    if "scenario" in metrics:
+        metrics = metrics[metrics["scenario"] == "random"]
     for (dataset, model), frame in metrics.groupby(["dataset", "model"], sort=False):
         original, retrained = frame[frame["method"] == "original"], frame[frame["method"] == "retrained"]
         if original.empty or retrained.empty:

@@ -398,8 +398,8 @@ def test_one_pixel_convolutions_follow_pruning_and_in_place_edits():
 def test_channels_last_leaves_the_linear_convolutions_alone_and_restores_the_rest():
     """Inside runtime.channels_last, the convolutions that run as convolutions are
     channels_last and those that dense_small_map_convs made linear layers keep the
-    standard layout (their gradients arrive in it); afterwards every weight and gradient
-    is back, the same parameter objects with the same values."""
+    standard layout (their gradients arrive in it) unless linear_too; afterwards every
+    weight and gradient is back, the same parameter objects with the same values."""
     from unlearnbench.runtime import channels_last
 
     model = models.build("resnet18", 10, 16, seed=0)
@@ -407,6 +407,8 @@ def test_channels_last_leaves_the_linear_convolutions_alone_and_restores_the_res
     assert linear and "conv1" not in linear
     convs = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
     before = {n: (m.weight, m.weight.detach().clone()) for n, m in convs.items()}
+    with channels_last(model, linear_too=True):
+        assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs.values())
     with channels_last(model):
         for n, m in convs.items():
             want = torch.contiguous_format if n in linear else torch.channels_last

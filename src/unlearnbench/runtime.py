@@ -124,17 +124,17 @@ def prepare_model(model: torch.nn.Module, device: torch.device,
 
 
 @contextlib.contextmanager
-def channels_last(model: torch.nn.Module, enabled: bool = True):
+def channels_last(model: torch.nn.Module, enabled: bool = True, linear_too: bool = False):
     """Run a block with the model's convolution weights channels_last, then restore the
     layout (with their gradients).
 
     The parameters stay the same objects (an optimiser built on them keeps working);
-    only their storage layout changes, so values are unchanged. Left as they are: the
-    weights of convolutions that run as linear layers (dense_small_map_convs), whose
-    gradients arrive in the standard layout: channels_last would cost a transposing copy
-    of each (ResNet-18's 512x512x3x3) per step, and the fused SGD a layout conversion
-    (1.3x slower steps on 16x16 inputs, benchmarks/small_map_convs.py)."""
-    linear = {id(m.weight) for m in model.modules() if runs_as_linear(m)}
+    only their storage layout changes, so values are unchanged. Unless `linear_too`, the
+    weights of convolutions that run as linear layers (dense_small_map_convs) are left as
+    they are: their gradients arrive in the standard layout, and channels_last would cost
+    a transposing copy of each (ResNet-18's 512x512x3x3) per step and a layout conversion
+    in the fused SGD (1.3x slower resnet18 steps at 16x16, one thread)."""
+    linear = set() if linear_too else {id(m.weight) for m in model.modules() if runs_as_linear(m)}
     moved = [p for p in model.parameters() if enabled and p.dim() == 4 and id(p) not in linear
              and not p.is_contiguous(memory_format=torch.channels_last)]
     _to_layout(moved, torch.channels_last)
