@@ -395,30 +395,6 @@ def test_one_pixel_convolutions_follow_pruning_and_in_place_edits():
     torch.testing.assert_close(dense(x), plain(x), rtol=1e-4, atol=1e-5)
 
 
-def test_channels_last_leaves_the_linear_convolutions_alone_and_restores_the_rest():
-    """Inside runtime.channels_last, the convolutions that run as convolutions are
-    channels_last and those that dense_small_map_convs made linear layers keep the
-    standard layout (their gradients arrive in it) unless linear_too; afterwards every
-    weight and gradient is back, the same parameter objects with the same values."""
-    from unlearnbench.runtime import channels_last
-
-    model = models.build("resnet18", 10, 16, seed=0)
-    linear = set(cpu_rewrites.dense_small_map_convs(model, (3, 16, 16)))
-    assert linear and "conv1" not in linear
-    convs = {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
-    before = {n: (m.weight, m.weight.detach().clone()) for n, m in convs.items()}
-    with channels_last(model, linear_too=True):
-        assert all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in convs.values())
-    with channels_last(model):
-        for n, m in convs.items():
-            want = torch.contiguous_format if n in linear else torch.channels_last
-            assert m.weight.is_contiguous(memory_format=want), n
-        F.cross_entropy(model(torch.randn(4, 3, 16, 16)), torch.arange(4)).backward()
-    for n, m in convs.items():
-        assert m.weight is before[n][0] and torch.equal(m.weight, before[n][1]), n
-        assert m.weight.is_contiguous() and m.weight.grad.is_contiguous(), n
-
-
 # --------------------------------------------------------------------------- training
 
 

@@ -130,11 +130,6 @@ def _one_pixel_forward(self: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     return F.linear(rows, weight, self.bias)[:, :, None, None]
 
 
-def runs_as_linear(module: torch.nn.Module) -> bool:
-    """Whether `module` is a convolution that dense_small_map_convs made a linear layer."""
-    return hasattr(module, "_small_map_plan")
-
-
 @torch.no_grad()
 def dense_small_map_convs(model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[str]:
     """Make each Conv2d of `model` whose output is one pixel for inputs of `input_shape`

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cpu_rewrites import dense_small_map_convs, one_image_pass, runs_as_linear
+from .cpu_rewrites import dense_small_map_convs, one_image_pass
 
 
 def select_device(choice: str = "auto") -> torch.device:
@@ -123,56 +123,23 @@ def prepare_model(model: torch.nn.Module, device: torch.device,
     return model
 
 
+def is_channels_last(model: torch.nn.Module) -> bool:
+    """Whether the model's 4-d weights are stored channels_last."""
+    weights = [p for p in model.parameters() if p.dim() == 4]
+    return bool(weights) and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+
+
 @contextlib.contextmanager
-def channels_last(model: torch.nn.Module, enabled: bool = True, linear_too: bool = False):
-    """Run a block with the model's convolution weights channels_last, then restore the
-    layout (with their gradients).
+def channels_last(model: torch.nn.Module, enabled: bool = True):
+    """Run a block with the model's weights channels_last, then restore the layout.
 
     The parameters stay the same objects (an optimiser built on them keeps working);
-    only their storage layout changes, so values are unchanged. Unless `linear_too`, the
-    weights of convolutions that run as linear layers (dense_small_map_convs) are left as
-    they are: their gradients arrive in the standard layout, and channels_last would cost
-    a transposing copy of each (ResNet-18's 512x512x3x3) per step and a layout conversion
-    in the fused SGD (1.3x slower resnet18 steps at 16x16, one thread)."""
-    linear = set() if linear_too else {id(m.weight) for m in model.modules() if runs_as_linear(m)}
-    moved = [p for p in model.parameters() if enabled and p.dim() == 4 and id(p) not in linear]
-    _to_layout(moved, torch.channels_last)
+    only their storage layout changes, so values are unchanged."""
+    convert = enabled and not is_channels_last(model) and any(p.dim() == 4 for p in model.parameters())
+    if convert:
+        model.to(memory_format=torch.channels_last)
     try:
         yield model
     finally:
-        _to_layout(moved, torch.contiguous_format)
-
-
-def standard_layout(model: torch.nn.Module) -> list:
-    """Put every 4-d parameter (and its gradient) of `model` back in the standard layout;
-    returns those it moved."""
-    moved = [p for p in model.parameters() if p.dim() == 4 and p.stride() != _standard_strides(p)]
-    _to_layout(moved, torch.contiguous_format)
-    return moved
-
-
-def _standard_strides(t: torch.Tensor) -> tuple[int, ...]:
-    return torch.empty(t.shape, device="meta").stride()
-
-
-@contextlib.contextmanager
-def standard_layout_within(model: torch.nn.Module):
-    """Run a block with every weight in the standard layout (code that flattens weights
-    with view(-1), e.g. torch.nn.utils.prune's global pruning), then put back those that
-    were channels_last."""
-    moved = standard_layout(model)
-    try:
-        yield model
-    finally:
-        _to_layout(moved, torch.channels_last)
-
-
-def _to_layout(params: list, layout: torch.memory_format) -> None:
-    """Module.to(memory_format=...) on these parameters: `to` sets the strides even where
-    the layouts coincide (a 1x1 kernel), which `contiguous` leaves as they are; the
-    convolution kernels read the strides, so only `to` gives Module.to's numbers."""
-    with torch.no_grad():
-        for p in params:
-            p.data = p.data.to(memory_format=layout)
-            if p.grad is not None:
-                p.grad = p.grad.to(memory_format=layout)
+        if convert:
+            model.to(memory_format=torch.contiguous_format)

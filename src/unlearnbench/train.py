@@ -76,11 +76,7 @@ def train(model: nn.Module, data: Split, recipe: Recipe, generator: torch.Genera
     model.train()
     sync(data.device)
     start = time.perf_counter()
-    # Every weight channels_last, the linear ones too (slower, see runtime.channels_last):
-    # the reference models stay those of earlier versions bit for bit. Float rounding
-    # alone moves resnet18's retrained RA on the default from 0.967 to 0.941, below the
-    # 0.95 the references need (docs/performance.md#stages): that margin is thin.
-    with channels_last(model, enabled=data.device.type == "cpu", linear_too=True):
+    with channels_last(model, enabled=data.device.type == "cpu"):
         optimizer = sgd(model.parameters(), recipe.lr, recipe.momentum, recipe.weight_decay)
         scheduler = cosine(optimizer, recipe.epochs)
         for _ in tqdm(range(recipe.epochs), desc=desc, unit="epoch", file=sys.stderr, disable=not progress,

@@ -162,7 +162,7 @@ def serve(path: str, parent: int) -> None:
     print(f"ready in {time.perf_counter() - began:.1f} s: {path}", flush=True)
     sel = selectors.DefaultSelector()
     sel.register(listener, selectors.EVENT_READ)
-    children: dict[int, socket.socket] = {}
+    children: dict[int, tuple[socket.socket, str, float]] = {}  # pid: (its connection, script, start)
     accepting, served = True, 0
     try:
         while accepting or children:
@@ -187,10 +187,10 @@ def serve(path: str, parent: int) -> None:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)
                 if not pid:
                     break
-                conn, script, began = children.pop(pid)
+                conn, script, started = children.pop(pid)
                 # each job's own cost, for docs/performance.md's stage table
                 print(f"job {script}: {usage.ru_utime + usage.ru_stime:.2f} s CPU, "
-                      f"{time.perf_counter() - began:.2f} s wall, exit status {status}", flush=True)
+                      f"{time.perf_counter() - started:.2f} s wall, exit status {status}", flush=True)
                 if conn.fileno() in sel.get_map():  # its script's process still waits for the status
                     sel.unregister(conn)
                     try:

@@ -209,11 +209,9 @@ def hyperparameters(name: str, overrides: dict | None = None) -> dict:
 def run(name: str, model: torch.nn.Module, splits: dict, num_classes: int, hp: dict,
         generator: torch.Generator, precision: str = "fp32") -> tuple[torch.nn.Module, float]:
     """Unlearn with method `name`, handing it only the splits it reads, under the job's
-    precision (bf16 autocast, as for training) and, on CPU, with the convolution weights
-    channels_last as training has them (runtime.channels_last: the same values, 1.2x to
-    1.5x faster steps); return the model, in the standard layout, and the wall time of
+    precision (bf16 autocast, as for training); return the model and the wall time of
     the unlearning call alone."""
-    from ..runtime import autocast, channels_last, standard_layout
+    from ..runtime import autocast
     from ..train import sync
     from .base import UnlearnData
 
@@ -221,11 +219,8 @@ def run(name: str, model: torch.nn.Module, splits: dict, num_classes: int, hp: d
     data = UnlearnData.restricted(name, method.READS, splits, num_classes)
     sync(data.device)
     start = time.perf_counter()
-    on_cpu = data.device.type == "cpu"  # on CUDA the model is channels_last throughout (runtime.prepare_model)
-    with autocast(data.device, precision), channels_last(model, enabled=on_cpu):
+    with autocast(data.device, precision):
         model = method.unlearn(model, data, hyperparameters(name, hp), generator)
-    if on_cpu:
-        standard_layout(model)  # a model the method built itself may hold channels_last copies
     sync(data.device)
     return model, time.perf_counter() - start
 

@@ -15,7 +15,6 @@ import torch.nn.utils.prune as prune
 from torch import nn
 
 from ..batches import batch_bounds
-from ..runtime import standard_layout_within
 from ..train import sgd
 from ._spaces import suggest_batch, suggest_lr, suggest_wd
 from ._surgery import frozen_copy, init_like
@@ -52,13 +51,12 @@ def prune_and_reinit(model: nn.Module, amount: float, generator: torch.Generator
     U(-1/sqrt(fan_in), 1/sqrt(fan_in)); pruned biases stay 0. Returns (module, name,
     pruned-entries mask) for every pruned tensor."""
     pairs = prunable(model)
+    prune.global_unstructured(pairs, pruning_method=prune.L1Unstructured, amount=float(amount))
     pruned = []
-    with standard_layout_within(model):  # torch's global pruning flattens the weights with view(-1)
-        prune.global_unstructured(pairs, pruning_method=prune.L1Unstructured, amount=float(amount))
-        for module, name in pairs:
-            mask = getattr(module, f"{name}_mask") == 0
-            prune.remove(module, name)
-            pruned.append((module, name, mask))
+    for module, name in pairs:
+        mask = getattr(module, f"{name}_mask") == 0
+        prune.remove(module, name)
+        pruned.append((module, name, mask))
     with torch.no_grad():
         for module, name, mask in pruned:
             if name != "weight":
