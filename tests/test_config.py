@@ -52,6 +52,7 @@ def test_shipped_configs_are_valid():
         ({"precision": "fp16"}, ["precision", "'fp16'", "fp32", "bf16", "auto"]),
         ({"search": {"start_from_defaults": "yes"}}, ["search.start_from_defaults", "'yes'"]),
         ({"search": {"one_job": "yes"}}, ["search.one_job", "'yes'"]),
+        ({"warm_start": "false"}, ["warm_start", "'false'", "boolean"]),
         ({"search": {"trials": -1}}, ["search.trials", "-1"]),
         ({"models": ["smallcnn", "resnet18"], "search": {"trials": {"smallcnn": 3}}},
          ["search.trials", "no budget", "resnet18"]),

@@ -90,13 +90,17 @@ def delegate() -> None:
 
 
 def _read_int(sock: socket.socket) -> int:
+    return _HEADER.unpack(_recv_exactly(sock, _HEADER.size))[0]
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     data = b""
-    while len(data) < _HEADER.size:
-        chunk = sock.recv(_HEADER.size - len(data))
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
         if not chunk:
-            raise ConnectionError("closed")
+            raise ConnectionError("closed before the whole message")
         data += chunk
-    return _HEADER.unpack(data)[0]
+    return data
 
 
 # -- the Snakemake process's side --------------------------------------------------------
@@ -229,13 +233,7 @@ def _fork_job(conn: socket.socket, listener: socket.socket, children: dict) -> t
         header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
         if len(header) != _HEADER.size or len(fds) != 3:
             raise ConnectionError("incomplete request")
-        size, body = _HEADER.unpack(header)[0], b""
-        while len(body) < size:
-            chunk = conn.recv(size - len(body))
-            if not chunk:
-                raise ConnectionError("incomplete request")
-            body += chunk
-        request = json.loads(body)
+        request = json.loads(_recv_exactly(conn, _HEADER.unpack(header)[0]))
     except (OSError, ValueError) as err:
         print(f"refused a request: {err}", flush=True)
         conn.close()
