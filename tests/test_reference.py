@@ -508,3 +508,23 @@ def test_searched_momentum_is_pinned_at_0_9_as_in_the_reference(monkeypatch, tin
     methods.run("salun", models.build("smallcnn", 10, 32, seed=0), splits, 10, {"epochs": 1},
                 torch.Generator().manual_seed(0))
     assert built and all(m == 0.0 for m in built) and methods.get("salun").DEFAULTS["momentum"] == 0.0
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_population_mia_is_the_references_cross_validated_logistic_regression(seed):
+    """The reference scores its MIA with scikit-learn's cross_val_score (logistic
+    regression on the loss, StratifiedShuffleSplit(10, 0.1, random_state=123), accuracy);
+    the fold-by-fold loop of attacks/mia.py gives the same number, bit for bit."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+
+    from unlearnbench.attacks.mia import MIA_SEED, mia_accuracy
+
+    rng = np.random.default_rng(seed)
+    members, nonmembers = rng.exponential(0.1, 123), rng.exponential(0.1 + 0.05 * seed, 250)
+    again = np.random.default_rng(MIA_SEED)  # the shuffles and truncation mia_accuracy does
+    m, n = again.permutation(members), again.permutation(nonmembers)
+    x = np.concatenate([m, n[:len(m)]])[:, None]
+    y = np.concatenate([np.ones(len(m)), np.zeros(len(m))]).astype(np.int64)
+    cv = StratifiedShuffleSplit(n_splits=10, test_size=0.1, random_state=MIA_SEED)
+    want = float(cross_val_score(LogisticRegression(), x, y, cv=cv, scoring="accuracy").mean())
+    assert mia_accuracy(members, nonmembers) == want

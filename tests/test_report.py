@@ -24,7 +24,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from unlearnbench import scores
+from unlearnbench import allocator, scores
 from unlearnbench.report import critical_difference, formatting, gallery, tables
 
 from oracles import confidence_interval
@@ -314,6 +314,8 @@ def test_each_table_and_figure_rebuilds_alone_from_metrics(tmp_path):
     assert ran == REPORT_RULES | {"provenance"}, ran
     record = json.loads((work / "results/provenance.json").read_text())
     assert record["packages"]["torch"] and record["config_sha256"] and "gpus" in record
+    # the workflow set the jobs' malloc tunables (unlearnbench/allocator.py)
+    assert set(allocator.TUNABLES.items()) <= {tuple(p.split("=", 1)) for p in record["glibc_tunables"].split(":")}
     for rule, outputs in TABLE_RULES.items():
         for output in outputs:
             assert (work / output).stat().st_size > 0, output

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -96,6 +97,8 @@ def collect(config: dict, cwd=".") -> dict:
         "config_sha256": config_hash(config),
         "config": {k: config.get(k) for k in ("device", "precision", "data_dir", "verify_checksums")},
         "executable": sys.executable,
+        # how the job processes' malloc was set (unlearnbench/allocator.py): speed only
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
     }
 
 

@@ -4,7 +4,7 @@
 import os
 from pathlib import Path
 
-from unlearnbench import catalog
+from unlearnbench import allocator, catalog
 from unlearnbench import config as ub_config
 from unlearnbench import data_files
 from unlearnbench import methods as ub_methods
@@ -16,6 +16,9 @@ from unlearnbench.provenance import config_hash
 # which installs the project from this checkout (envs/unlearnbench.post-deploy.sh;
 # Snakemake runs it from a copy elsewhere).
 os.environ.update(UNLEARNBENCH_ROOT=str(Path(workflow.main_snakefile).resolve().parent))
+# glibc's malloc keeps freed tensors of up to 32 MB for reuse in every job process this
+# Snakemake starts (the warm-start server included): unlearnbench/allocator.py
+os.environ[allocator.VARIABLE] = allocator.tunables(os.environ.get(allocator.VARIABLE))
 
 try:
     ub_config.validate(
