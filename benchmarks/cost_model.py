@@ -53,6 +53,16 @@ def default_trials(model: str) -> int:
         return 2
 
 
+def default_seeds() -> int:
+    """How many seeds config.yaml runs (3 if unreadable)."""
+    from unlearnbench import config as ub_config
+
+    try:
+        return len(ub_config.load(Path(__file__).resolve().parents[1] / "config.yaml")["seeds"])
+    except (ub_config.ConfigError, KeyError):
+        return 3
+
+
 def startup_seconds(repeats: int = 5) -> tuple[float, float]:
     """Median wall time of `python -c 'import unlearnbench.jobs.unlearn, unlearnbench.methods'`,
     and of a bare `python -c pass` for reference."""
@@ -108,19 +118,20 @@ def part1(args) -> dict:
         log(f"{name}: unlearning with defaults over {len(vals)} methods: median {statistics.median(vals):.1f} s, "
             f"mean {statistics.mean(vals):.1f} s, max {max(vals):.1f} s, sum {sum(vals):.0f} s")
         out[name] = {"train": seconds, "eval": t_eval, "unlearn": unlearn}
-    # The default workflow (config.yaml) per model: 3 seeds x (original + retrained), every
-    # method that applies x 3 seeds unlearned and evaluated, a search of `trials` trials per method
+    # The default workflow (config.yaml) per model: per seed, original + retrained, every
+    # method that applies unlearned and evaluated; a search of `trials` trials per method
     # (approximated by the default-hyperparameter run + an evaluation each); every job
     # pays the start-up. U-LiRA and the report are not in this sum.
     n_train, n_retain = len(train_split), len(splits["retain"])
+    seeds = default_seeds()
     for name in args.models:
         m = out[name]
         u = sum(m["unlearn"].values())
-        train_s = 3 * (m["train"] * (1 + n_retain / n_train) + 2 * m["eval"])
-        unlearn_s = 3 * (u + len(m["unlearn"]) * m["eval"])
+        train_s = seeds * (m["train"] * (1 + n_retain / n_train) + 2 * m["eval"])
+        unlearn_s = seeds * (u + len(m["unlearn"]) * m["eval"])
         trials = args.trials or default_trials(name)
         search_s = trials * (u + len(m["unlearn"]) * m["eval"])
-        jobs = 3 * 2 + 3 * len(m["unlearn"]) + len(m["unlearn"])
+        jobs = seeds * 2 + seeds * len(m["unlearn"]) + len(m["unlearn"])
         log(f"{name}: default workflow estimate: training {train_s:.0f} s, unlearning + evaluation "
             f"{unlearn_s:.0f} s, search ({trials} trials/method) {search_s:.0f} s, "
             f"{jobs} jobs x {lib:.1f} s start-up = {jobs * lib:.0f} s; "
