@@ -509,6 +509,7 @@ def test_searched_momentum_is_pinned_at_0_9_as_in_the_reference(monkeypatch, tin
                 torch.Generator().manual_seed(0))
     assert built and all(m == 0.0 for m in built) and methods.get("salun").DEFAULTS["momentum"] == 0.0
 
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_population_mia_is_the_references_cross_validated_logistic_regression(seed):
     """The reference scores its MIA with scikit-learn's cross_val_score (logistic
