@@ -40,7 +40,9 @@ def write_hyperparameters_table(best_jsons: Sequence, out_csv, out_md, not_appli
     with io.atomic_path(out_csv) as tmp:
         table.to_csv(tmp, index=False)
     parts = ["# Chosen hyperparameters (smallest norm of the 4 search objectives over the search seeds; "
-             "parameters not listed keep the method defaults; trial \"defaults\": the method defaults won)\n"]
+             "parameters not listed keep the method defaults; trial \"defaults\": the method defaults won; with "
+             "search.start_from_defaults, trial 0 is the method defaults moved into the search space, and a "
+             "study of one trial chooses them)\n"]
     for (dataset, model), block in table.groupby(["dataset", "model"], sort=False):
         shown = pd.DataFrame({
             "Method": [methods.label(m) for m in block["method"]],
