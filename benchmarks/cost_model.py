@@ -43,24 +43,26 @@ def default_recipe() -> dict:
         return {}
 
 
+def from_config(get, fallback):
+    """get(config.yaml as validated), or `fallback` when it cannot be read or lacks the key."""
+    from unlearnbench import config as ub_config
+
+    try:
+        return get(ub_config.load(Path(__file__).resolve().parents[1] / "config.yaml"))
+    except (ub_config.ConfigError, KeyError):
+        return fallback
+
+
 def default_trials(model: str) -> int:
     """config.yaml's search trials per study of `model` (2 if unreadable)."""
     from unlearnbench import config as ub_config
 
-    try:
-        return ub_config.search_trials(ub_config.load(Path(__file__).resolve().parents[1] / "config.yaml"), model)
-    except (ub_config.ConfigError, KeyError):
-        return 2
+    return from_config(lambda config: ub_config.search_trials(config, model), 2)
 
 
 def default_seeds() -> int:
     """How many seeds config.yaml runs (3 if unreadable)."""
-    from unlearnbench import config as ub_config
-
-    try:
-        return len(ub_config.load(Path(__file__).resolve().parents[1] / "config.yaml")["seeds"])
-    except (ub_config.ConfigError, KeyError):
-        return 3
+    return from_config(lambda config: len(config["seeds"]), 3)
 
 
 def startup_seconds(repeats: int = 5) -> tuple[float, float]:
