@@ -39,10 +39,26 @@ FILES = ["tests/test_methods.py", "tests/test_config.py", "tests/test_claims.py"
          "tests/test_latex.py", "tests/test_report.py"]
 
 
+def copy_project(dest):
+    """The project's own files: what git tracks or would track. A virtual environment, results or
+    caches inside the checkout stay behind (CI's .venv alone is several GB)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True)
+    if listed.returncode != 0:  # not a git checkout: everything but what .gitignore names
+        shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(
+            ".git", ".venv", "venv", "results", "figures", "logs", "data", "build", ".snakemake", "__pycache__",
+            ".pytest_cache", "*.egg-info"))
+        return dest
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        source = REPO / name
+        if source.is_file():  # a tracked file deleted in the working tree is listed too
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
 def test_a_toy_method_module_leaves_method_config_and_report_tests_green(tmp_path):
-    copy = tmp_path / "project"
-    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(".git", "results", "logs", ".snakemake", "__pycache__",
-                                                              ".pytest_cache"))
+    copy = copy_project(tmp_path / "project")
     (copy / "src/unlearnbench/methods/toy.py").write_text(TOY)
     env = {**os.environ, "PYTHONPATH": str(copy / "src"), "PYTHONHASHSEED": "0"}
     check = subprocess.run([sys.executable, "-c", "from unlearnbench import methods; print(methods.names())"],
