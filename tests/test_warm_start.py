@@ -133,6 +133,31 @@ def test_without_a_server_the_job_runs_in_its_own_process(tmp_path, monkeypatch)
     assert proc.returncode == 0 and int(out.split()[1]) == proc.pid
 
 
+def test_a_job_started_while_the_server_warms_up_waits_for_it(tmp_path):
+    proc = warm_start.start(tmp_path / "warm.log")
+    try:
+        assert not os.path.exists(os.environ[warm_start.ENV])  # still importing torch
+        job = client(tmp_path, "ok")
+        out, err = job.communicate(timeout=120)
+        assert job.returncode == 0 and int(out.split()[1]) != job.pid, out + err  # run by a child of the server
+    finally:
+        warm_start.stop(proc)
+    assert "served 1 jobs" in (tmp_path / "warm.log").read_text()
+
+
+def test_a_job_does_not_wait_for_a_server_that_ended_while_warming_up(tmp_path, monkeypatch):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])  # left unreaped: a zombie, as a crashed server is
+    time.sleep(1)
+    monkeypatch.setenv(warm_start.ENV, str(tmp_path / "no-such-socket"))
+    monkeypatch.setenv(warm_start.PID_ENV, str(ended.pid))
+    began = time.monotonic()
+    proc = client(tmp_path, "ok")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and int(out.split()[1]) == proc.pid
+    assert time.monotonic() - began < warm_start.READY_WAIT  # ran at once, not after the wait
+    ended.wait()
+
+
 def test_a_cluster_job_runs_in_its_own_process_beside_a_server(tmp_path, server, monkeypatch):
     monkeypatch.setenv("SLURM_JOB_ID", "1")
     proc = client(tmp_path, "ok")

@@ -6,9 +6,10 @@ A job script calls `delegate()` first. In a local run whose Snakemake started th
 (`start`, from the workflow's onstart), the script's process sends the server its own
 file (the script Snakemake wrote, its preamble included), working folder, environment
 and standard streams, then waits; a child forked from the server runs that same file
-with them, so the job does what it would do in a fresh interpreter. Without a server
-(dry runs, cluster jobs, runs on a GPU, a server not ready yet or gone), `delegate`
-returns at once and the script runs in its own process, as before.
+with them, so the job does what it would do in a fresh interpreter. A job started while
+the server warms up (the run's first ones) waits for it, so that no job pays the imports
+twice. Without a server (dry runs, cluster jobs, runs on a GPU, a server gone or not ready
+within READY_WAIT), `delegate` returns and the script runs in its own process, as before.
 
 Faults: the script's process forwards SIGINT, SIGTERM and SIGHUP to its child and ends
 as the child ended (its exit code, or the same signal); when the script's process dies
@@ -39,6 +40,13 @@ from pathlib import Path
 ENV = "UNLEARNBENCH_WARM_SOCKET"
 """The server's socket, set by `start` in the Snakemake process for the jobs it starts."""
 
+PID_ENV = "UNLEARNBENCH_WARM_PID"
+"""The server's process id, set beside ENV: a job waits for the socket while it lives."""
+
+READY_WAIT = 60.0
+"""Seconds a job waits for a server that is still warming up (about 6 s on 2 cores)
+before it runs in its own process."""
+
 PRELOAD = (
     "numpy", "threadpoolctl", "pandas", "scipy.stats", "sklearn.datasets", "sklearn.linear_model", "sklearn.model_selection",
     "torch", "torch._dynamo", "torchvision", "torchvision.models", "safetensors.torch", "optuna", "tqdm", "timm",
@@ -66,6 +74,8 @@ def delegate() -> None:
     path = os.environ.get(ENV)
     if _in_child or not path or "SLURM_JOB_ID" in os.environ:
         return
+    if not _ready(path):
+        return
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
@@ -87,6 +97,34 @@ def delegate() -> None:
         signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), sig)
     sys.exit(os.waitstatus_to_exitcode(status))
+
+
+def _ready(path: str) -> bool:
+    """Whether the server's socket is there, waiting up to READY_WAIT while the server
+    that `start` named (PID_ENV) is alive and warming up. A job that ran in its own
+    process instead would import the libraries itself, on a core the server's warm-up or
+    another job needs (a run's first heavy job cost ~10 s of wall so on 2 cores)."""
+    pid = os.environ.get(PID_ENV, "")
+    deadline = time.monotonic() + READY_WAIT
+    while not os.path.exists(path):
+        if not pid.isdigit() or time.monotonic() > deadline or not _alive(int(pid)):
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs: not gone, not another user's (its id reused), and not a
+    zombie (a server that ended stays one until Snakemake, its parent, reaps it)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (macOS): kill's answer stands
+        return True
+    return state not in ("Z", "X")
 
 
 def _read_int(sock: socket.socket) -> int:
@@ -113,8 +151,7 @@ def wanted(device: str) -> bool:
 
 def start(log_path: str | Path) -> subprocess.Popen:
     """Start the server for this run (its output goes to `log_path`) and point the jobs
-    that this process starts at it. The server warms up while the first jobs start; those
-    run in their own processes."""
+    that this process starts at it. The first jobs wait for it to warm up (`_ready`)."""
     folder = tempfile.mkdtemp(prefix="unlearnbench-warm-")
     path = os.path.join(folder, "socket")
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -125,12 +162,14 @@ def start(log_path: str | Path) -> subprocess.Popen:
         server = subprocess.Popen([sys.executable, "-m", "unlearnbench.warm_start", path, str(os.getpid())],
                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
     os.environ[ENV] = path
+    os.environ[PID_ENV] = str(server.pid)
     return server
 
 
 def stop(server: subprocess.Popen | None) -> None:
     """Stop taking jobs and wait for the server (it ends its running children first)."""
     os.environ.pop(ENV, None)
+    os.environ.pop(PID_ENV, None)
     if server is None or server.poll() is not None:
         return
     server.terminate()
