@@ -83,7 +83,7 @@ def delegate() -> None:
         socket.send_fds(sock, [_HEADER.pack(len(body))], [0, 1, 2])
         sock.sendall(body)
         pid = _read_int(sock)
-    except OSError:  # no server (yet), or it closed before starting the job: run here
+    except OSError:  # the server closed before starting the job: run here
         sock.close()
         return
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
