@@ -102,8 +102,8 @@ def delegate() -> None:
 def _ready(path: str) -> bool:
     """Whether the server's socket is there, waiting up to READY_WAIT while the server
     that `start` named (PID_ENV) is alive and warming up. A job that ran in its own
-    process instead would import the libraries itself, on a core the server's warm-up or
-    another job needs (a run's first heavy job cost ~10 s of wall so on 2 cores)."""
+    process instead would import the libraries again, on a core the server's warm-up or
+    another job needs (docs/performance.md#target, run 14)."""
     pid = os.environ.get(PID_ENV, "")
     deadline = time.monotonic() + READY_WAIT
     while not os.path.exists(path):
