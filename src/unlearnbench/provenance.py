@@ -20,7 +20,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from . import io
+from . import allocator, io
 
 PACKAGES = ("torch", "torchvision", "timm", "optuna", "scikit-learn", "snakemake", "numpy", "pandas", "scipy",
             "scikit-posthocs")
@@ -98,7 +98,7 @@ def collect(config: dict, cwd=".") -> dict:
         "config": {k: config.get(k) for k in ("device", "precision", "data_dir", "verify_checksums")},
         "executable": sys.executable,
         # how the job processes' malloc was set (unlearnbench/allocator.py): speed only
-        "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
+        "glibc_tunables": os.environ.get(allocator.VARIABLE),
     }
 
 
